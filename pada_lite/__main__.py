@@ -1,0 +1,6 @@
+"""``python -m pada_lite``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

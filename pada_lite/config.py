@@ -1,0 +1,179 @@
+"""Run configuration: dataclasses with commented defaults, and the named presets ``lite`` and ``paper``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .spaces.nb201 import SupernetConfig
+
+
+class ConfigError(ValueError):
+    """Raised for an invalid configuration value; the message names the field and the fix."""
+
+
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagenet")
+PATH_SAMPLERS = ("uniform", "fair", "importance")
+DATA_SAMPLERS = ("uniform", "importance")
+
+
+@dataclass
+class DataConfig:
+    """Which images the supernet trains and is ranked on."""
+
+    dataset: str = "fashion_mnist"     # fashion_mnist | cifar10 | cifar100 | imagenet
+    root: str | None = None            # None: $PADA_LITE_DATA, else the Debian/torchvision default for the dataset
+    image_size: int = 16               # resize to this square size (None keeps the native size)
+    train_size: int | None = 12000     # training images used (None: all that are not held out for validation)
+    valid_size: int = 0                # images held out of the training set (fixed split_seed) for validation
+    test_size: int | None = None       # images of the test set used for ranking (None: the whole test set)
+    split_seed: int = 0                # seed of the train/valid split and of the subsets
+    augment: bool = False              # random crop (pad 4) + horizontal flip, on the device (CIFAR)
+    download: bool = False             # let torchvision download a missing dataset (needs internet)
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"data.dataset={self.dataset!r} is unknown; choose one of {list(DATASETS)}")
+        for name in ("train_size", "test_size", "image_size"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"data.{name} must be a positive integer or None, got {value}")
+        if int(self.valid_size) < 0:
+            raise ConfigError(f"data.valid_size must be >= 0, got {self.valid_size}")
+
+
+@dataclass
+class TrainConfig:
+    """Supernet training: optimiser, budget, path and data samplers."""
+
+    epochs: int = 10                   # training epochs (paper: 250)
+    batch_size: int = 128              # images per step (paper: 256)
+    lr: float = 0.05                   # SGD learning rate, cosine-annealed to lr_min over all steps
+    lr_min: float = 0.0                # final learning rate of the cosine schedule
+    momentum: float = 0.9
+    nesterov: bool = False             # plain momentum, as the issue states the reference setting
+    weight_decay: float = 2.5e-4
+    grad_clip: float = 5.0             # max global gradient L2 norm (<= 0 disables clipping)
+    seed: int = 0                      # seeds weights, path and data sampling
+    path_sampler: str = "uniform"      # uniform (SPOS) | fair (FairNAS) | importance (PA)
+    data_sampler: str = "uniform"      # uniform (shuffle) | importance (DA)
+    tau: Any = "linear"                # smoothing schedule of PA/DA: constant value in [0,1] or a schedule name
+    pa_scope: str = "shared"           # PA distribution: shared (one vector over ops, reference) | edge (per edge)
+    da_granularity: str = "sample"     # DA scores per sample (reference) or per class
+    importance_weighting: bool = False  # multiply the loss by 1/(K p) and 1/(N q) (unbiased); reference: False
+    amp: bool = False                  # bfloat16/float16 autocast on CUDA
+    channels_last: bool = False        # channels_last memory format on CUDA
+    device: str = "auto"               # auto (cuda if available) | cpu | cuda | cuda:N
+    checkpoint_every_steps: int = 0    # also checkpoint inside an epoch every N steps (0: only at epoch ends)
+    progress: bool = True              # tqdm progress bar
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.path_sampler not in PATH_SAMPLERS:
+            raise ConfigError(f"train.path_sampler={self.path_sampler!r} is unknown; choose one of {list(PATH_SAMPLERS)}")
+        if self.data_sampler not in DATA_SAMPLERS:
+            raise ConfigError(f"train.data_sampler={self.data_sampler!r} is unknown; choose one of {list(DATA_SAMPLERS)}")
+        if self.pa_scope not in ("shared", "edge"):
+            raise ConfigError(f"train.pa_scope must be 'shared' or 'edge', got {self.pa_scope!r}")
+        if self.da_granularity not in ("sample", "class"):
+            raise ConfigError(f"train.da_granularity must be 'sample' or 'class', got {self.da_granularity!r}")
+        if isinstance(self.tau, (int, float)) and not isinstance(self.tau, bool) and not 0.0 <= float(self.tau) <= 1.0:
+            raise ConfigError(f"train.tau={self.tau} is outside [0, 1]: tau mixes scores and uniform, "
+                              "so use a value in [0, 1] or a schedule name such as 'linear'")
+
+
+@dataclass
+class RankConfig:
+    """Ranking sub-networks with inherited supernet weights."""
+
+    batch_size: int = 1000             # evaluation images per forward pass (BN uses these batch statistics)
+    top_percent: float = 5.0           # P@Top-k%
+    top_n: int = 5                     # Top-n-rank
+    sample_archs: int = 200            # size of the random arch sample ranked besides the 64 conv-only archs
+    sample_seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    """Everything one supernet run needs; recorded next to its results."""
+
+    name: str = "lite"
+    space: SupernetConfig = field(default_factory=SupernetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        parts = {"space": SupernetConfig, "data": DataConfig, "train": TrainConfig, "rank": RankConfig}
+        kwargs = {}
+        for key, value in d.items():
+            if key in parts:
+                kwargs[key] = _build(parts[key], value, key)
+            elif key == "name":
+                kwargs[key] = value
+            else:
+                raise ConfigError(f"unknown config section {key!r}; expected name, {', '.join(parts)}")
+        return cls(**kwargs)
+
+
+def _build(cls, values: dict, section: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown field(s) {sorted(unknown)} in config section {section!r}; known: {sorted(names)}")
+    return cls(**values)
+
+
+def override(config: RunConfig, assignments: list[str]) -> RunConfig:
+    """Apply ``section.field=value`` overrides (values parsed as JSON, else kept as strings)."""
+    d = config.to_dict()
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in d or not isinstance(d[section], dict):
+            raise ConfigError(f"override {item!r} must look like section.field=value, e.g. train.epochs=5")
+        if name not in d[section]:
+            raise ConfigError(f"unknown field {name!r} in section {section!r}; known: {sorted(d[section])}")
+        try:
+            d[section][name] = json.loads(raw)
+        except json.JSONDecodeError:
+            d[section][name] = raw
+    return RunConfig.from_dict(d)
+
+
+def lite() -> RunConfig:
+    """CPU preset: NB201 space on Fashion-MNIST at 16x16, C=8, one cell per stage, minutes on a laptop."""
+    return RunConfig(name="lite")
+
+
+def paper() -> RunConfig:
+    """The reference PA&DA NB201 CIFAR-10 run: C=16, 5 cells/stage, 250 epochs, batch 256, GPU."""
+    return RunConfig(
+        name="paper",
+        space=SupernetConfig(channels=16, cells_per_stage=5, in_channels=3, num_classes=10),
+        data=DataConfig(dataset="cifar10", image_size=None, train_size=None, test_size=None, augment=True),
+        train=TrainConfig(epochs=250, batch_size=256, lr=0.05, weight_decay=2.5e-4, grad_clip=5.0,
+                          amp=True, channels_last=True),
+        rank=RankConfig(batch_size=1000, sample_archs=0),
+    )
+
+
+PRESETS = {"lite": lite, "paper": paper}
+
+
+def preset(name: str) -> RunConfig:
+    """A named preset (``lite`` or ``paper``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]()

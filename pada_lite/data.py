@@ -1,0 +1,281 @@
+"""Datasets as in-memory tensors with per-sample indices, plus loaders for large image folders.
+
+The lite tier holds Fashion-MNIST (optionally resized) in memory as uint8 tensors; a batch is a slice by dataset
+index, normalised (and, for CIFAR, augmented) on the device, so data importance sampling sees every sample's index.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import DataConfig
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                       "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+STATS = {"fashion_mnist": ((0.2860,), (0.3530,)),
+         "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+         "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+         "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
+
+
+class DataError(RuntimeError):
+    """Raised when a dataset is missing, incomplete or corrupt; the message says how to fix it."""
+
+
+@dataclass
+class ImageData:
+    """Images and labels in memory; ``batch(indices)`` gives normalised float batches on the data's device."""
+
+    images: torch.Tensor   # [N, C, H, W] uint8
+    labels: torch.Tensor   # [N] int64
+    mean: tuple
+    std: tuple
+    num_classes: int
+
+    def __post_init__(self):
+        if len(self.images) != len(self.labels):
+            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels: the data files do not match")
+        if len(self.images) == 0:
+            raise DataError("the dataset is empty: check data.train_size / data.test_size and the data files")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device) -> "ImageData":
+        """Copy onto ``device`` (e.g. keep the whole dataset resident on the GPU)."""
+        return ImageData(self.images.to(device), self.labels.to(device), self.mean, self.std, self.num_classes)
+
+    def subset(self, indices: torch.Tensor) -> "ImageData":
+        """A new ImageData holding only ``indices`` (renumbered from 0)."""
+        return ImageData(self.images[indices], self.labels[indices], self.mean, self.std, self.num_classes)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:  # uint8 [B,C,H,W] -> float [B,C,H,W]
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        return (images.float().div_(255.0) - mean) / std
+
+    def batch(self, indices: torch.Tensor, augment: bool = False,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images [B,C,H,W] and labels [B] of dataset ``indices`` (augmented if asked)."""
+        indices = indices.to(self.device)
+        x = self.normalise(self.images[indices])
+        if augment:
+            x = crop_and_flip(x, generator)
+        return x, self.labels[indices]
+
+    def batches(self, order: torch.Tensor, batch_size: int, augment: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Iterate ``(x, y, indices)`` over ``order`` in chunks of ``batch_size``."""
+        for idx in order.split(batch_size):
+            x, y = self.batch(idx, augment, generator)
+            yield x, y, idx
+
+
+def crop_and_flip(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4) -> torch.Tensor:
+    """Random crop with zero padding + random horizontal flip, batched on x's device. x: [B,C,H,W]."""
+    b, _, h, w = x.shape
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    shifts = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=gen_device).to(x.device)
+    flips = torch.rand(b, generator=generator, device=gen_device).to(x.device) < 0.5
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (torch.arange(h, device=x.device).view(1, h) + shifts[:, :1]).view(b, 1, h, 1).expand(b, x.shape[1], h, w + 2 * pad)
+    out = padded.gather(2, rows)
+    cols = torch.arange(w, device=x.device).view(1, w) + shifts[:, 1:]
+    cols = torch.where(flips.view(b, 1), cols.flip(1), cols)
+    return out.gather(3, cols.view(b, 1, 1, w).expand(b, x.shape[1], h, w))
+
+
+# ----------------------------------------------------------------------------------------- Fashion-MNIST
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of the original MNIST/Fashion-MNIST files."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read {path}: {err}. The file is truncated or corrupt: delete it and reinstall "
+                        "(apt-get install --reinstall dataset-fashion-mnist) or re-download it") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DataError(f"{path} holds {data.size} bytes of data but its header says {shape}: the file is "
+                        "truncated; delete it and reinstall or re-download it")
+    return data.reshape(shape)
+
+
+def _find_idx(root: Path, stem: str) -> Path | None:
+    for candidate in (root / f"{stem}.gz", root / stem, root / "FashionMNIST" / "raw" / f"{stem}.gz",
+                      root / "FashionMNIST" / "raw" / stem):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def fashion_mnist_root(config: DataConfig) -> Path:
+    """Folder with the Fashion-MNIST IDX files: config.root, $PADA_LITE_DATA, Debian's, or a torchvision download."""
+    explicit = config.root or os.environ.get("PADA_LITE_DATA")
+    if explicit:
+        root = Path(explicit).expanduser()
+        if not root.is_dir():
+            raise DataError(f"Fashion-MNIST folder {root} does not exist (from "
+                            f"{'data.root' if config.root else '$PADA_LITE_DATA'}): point it at the folder holding "
+                            "train-images-idx3-ubyte.gz etc., or unset it to use the defaults")
+        return root
+    if _find_idx(DEBIAN_FASHION_MNIST, FASHION_MNIST_FILES["train"][0]):
+        return DEBIAN_FASHION_MNIST
+    if config.download:
+        from torchvision.datasets import FashionMNIST
+        root = _download_root()
+        FashionMNIST(str(root), train=True, download=True)
+        FashionMNIST(str(root), train=False, download=True)
+        return root
+    raise DataError("Fashion-MNIST not found. Install it with `apt-get install dataset-fashion-mnist` (Debian, "
+                    f"files in {DEBIAN_FASHION_MNIST}), set PADA_LITE_DATA to a folder with the four *-ubyte.gz "
+                    "files, or allow a download with data.download=true")
+
+
+def _download_root() -> Path:
+    from .remote import cache_dir
+    return cache_dir() / "torchvision"
+
+
+def load_fashion_mnist(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images [N,1,28,28] and int64 labels [N] of the 'train' or 'test' split."""
+    paths = []
+    for stem in FASHION_MNIST_FILES[split]:
+        path = _find_idx(root, stem)
+        if path is None:
+            raise DataError(f"{stem}(.gz) is missing in {root}: the Fashion-MNIST folder is incomplete; it needs "
+                            f"{[s + '.gz' for pair in FASHION_MNIST_FILES.values() for s in pair]}")
+        paths.append(path)
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{paths[0].name} ({images.shape}) and {paths[1].name} ({labels.shape}) do not match: "
+                        "mixed-up or corrupt Fashion-MNIST files")
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+# ----------------------------------------------------------------------------------------------- CIFAR
+def load_cifar(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images [N,3,32,32] and labels [N] of CIFAR-10/100 through torchvision."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+    cls = CIFAR10 if config.dataset == "cifar10" else CIFAR100
+    root = Path(config.root or os.environ.get("PADA_LITE_DATA") or _download_root()).expanduser()
+    try:
+        ds = cls(str(root), train=(split == "train"), download=config.download)
+    except RuntimeError as err:
+        raise DataError(f"{config.dataset} not found or corrupt under {root} ({err}). Download it once with "
+                        "data.download=true on a machine with internet, or set data.root / PADA_LITE_DATA to the "
+                        f"folder that holds {cls.base_folder}/") from err
+    except (FileNotFoundError, EOFError, ValueError) as err:
+        raise DataError(f"{config.dataset} under {root} is incomplete ({err}): a batch file is missing or "
+                        f"truncated; delete {root / cls.base_folder} and download it again") from err
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return images, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+
+# -------------------------------------------------------------------------------------------- splits
+@dataclass
+class Splits:
+    """Train, validation (possibly None) and test data of one DataConfig."""
+
+    train: ImageData
+    valid: ImageData | None
+    test: ImageData
+
+
+def resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Resize uint8 images [N,C,H,W] to size x size (antialiased bilinear), in chunks."""
+    if size is None or images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = [F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+           .round_().clamp_(0, 255).to(torch.uint8) for chunk in images.split(8192)]
+    return torch.cat(out)
+
+
+def _take(n: int | None, total: int, generator: torch.Generator) -> torch.Tensor:
+    perm = torch.randperm(total, generator=generator)
+    if n is not None and n > total:
+        raise DataError(f"asked for {n} images but only {total} are available: lower data.train_size/test_size")
+    return perm if n is None else perm[:n]
+
+
+def load_splits(config: DataConfig) -> Splits:
+    """Load the dataset of ``config`` with its fixed-seed train/valid split and subsets."""
+    if config.dataset == "fashion_mnist":
+        root = fashion_mnist_root(config)
+        train_x, train_y = load_fashion_mnist(root, "train")
+        test_x, test_y = load_fashion_mnist(root, "test")
+    elif config.dataset in ("cifar10", "cifar100"):
+        train_x, train_y = load_cifar(config, "train")
+        test_x, test_y = load_cifar(config, "test")
+    else:
+        raise DataError("ImageNet is not held in memory: use pada_lite.data.imagenet_folder(root, split)")
+    mean, std = STATS[config.dataset]
+    classes = NUM_CLASSES[config.dataset]
+    gen = torch.Generator().manual_seed(config.split_seed)
+    perm = torch.randperm(len(train_y), generator=gen)
+    valid_idx, rest = perm[:config.valid_size], perm[config.valid_size:]
+    if config.train_size is not None:
+        if config.train_size > len(rest):
+            raise DataError(f"data.train_size={config.train_size} but only {len(rest)} training images remain "
+                            f"after holding out valid_size={config.valid_size}")
+        rest = rest[:config.train_size]
+    rest = rest.sort().values
+    test_idx = _take(config.test_size, len(test_y), gen).sort().values
+
+    def make(x, y, idx):
+        return ImageData(resize(x[idx], config.image_size), y[idx], mean, std, classes)
+
+    valid = make(train_x, train_y, valid_idx.sort().values) if config.valid_size else None
+    return Splits(make(train_x, train_y, rest), valid, make(test_x, test_y, test_idx))
+
+
+# ------------------------------------------------------------------------------------------- ImageNet
+class IndexedDataset(torch.utils.data.Dataset):
+    """Wrap a map-style dataset so that items are ``(x, y, index)`` (data importance sampling needs the index)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x, y = self.dataset[index]
+        return x, y, index
+
+
+def imagenet_folder(root: str | os.PathLike, split: str = "train", image_size: int = 224) -> IndexedDataset:
+    """ImageNet (or any class-per-folder image tree) at ``root/split`` as an IndexedDataset."""
+    from torchvision import datasets, transforms
+    folder = Path(root).expanduser() / split
+    if not folder.is_dir():
+        raise DataError(f"ImageNet split folder {folder} does not exist: pass the root that holds train/ and val/ "
+                        "with one sub-folder per class")
+    mean, std = STATS["imagenet"]
+    if split == "train":
+        tf = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
+    else:
+        tf = [transforms.Resize(int(image_size * 256 / 224)), transforms.CenterCrop(image_size)]
+    tf += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return IndexedDataset(datasets.ImageFolder(str(folder), transforms.Compose(tf)))
