@@ -72,8 +72,8 @@ def cmd_rank(args) -> int:
     payload = {"archs": [arch_to_str(a) for a in archs], "supernet_acc": acc.tolist(),
                **provenance(config, config.train.seed, args.device, wall)}
     if args.ground_truth:
-        from .groundtruth import load_ground_truth
-        truth = load_ground_truth(args.ground_truth)
+        from .groundtruth import GroundTruth
+        truth = GroundTruth.nb201("mirror-json" if args.ground_truth == "nb201" else args.ground_truth)
         payload["metrics"] = ranking_report(truth.accuracies(archs), acc, config.rank.top_percent, config.rank.top_n)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in payload["metrics"].items()))
     out = Path(args.out or Path(args.run) / f"rank_{args.archs}.json")
@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", default="conv64", choices=["conv64", "sample", "all"],
                    help="which archs: the 64 conv1x1/conv3x3 archs, a random sample, or the whole space")
     p.add_argument("--count", type=int, help="size of the random sample (default: config rank.sample_archs)")
-    p.add_argument("--ground-truth", help="ground truth to compare with: 'nb201' (CIFAR-10 table) or a file path")
+    p.add_argument("--ground-truth", help="ground truth to compare with: 'nb201' (NB201 CIFAR-10 test accuracies, "
+                   "downloaded and sha256-checked) or the path of an official NB201 .pth file")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", help="output JSON (default <run>/rank_<archs>.json)")
     p.set_defaults(func=cmd_rank)
@@ -120,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .data import DataError
+    from .remote import DataFileError
     from .training import TrainingError
     try:
         return args.func(args)
-    except (ConfigError, DataError, TrainingError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, DataError, DataFileError, TrainingError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

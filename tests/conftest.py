@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny real-data configuration that trains in seconds on CPU."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pada_lite.config import lite, override
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MIRROR = REPO.parent / "shared" / "data" / "mirror"
+
+if "PADA_LITE_MIRROR" not in os.environ and SHARED_MIRROR.is_dir():
+    os.environ["PADA_LITE_MIRROR"] = str(SHARED_MIRROR)
+
+TINY = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4",
+        "train.batch_size=64", "train.epochs=2", "train.progress=false", "rank.batch_size=128"]
+
+
+@pytest.fixture
+def tiny_config():
+    """Lite preset shrunk to seconds: 512 real Fashion-MNIST images at 8x8, C=4."""
+    return override(lite(), TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_splits():
+    """Data of the tiny config, loaded once per session."""
+    from pada_lite.data import load_splits
+    return load_splits(override(lite(), TINY).data)

@@ -1,0 +1,37 @@
+import pytest
+
+from pada_lite.config import ConfigError, RunConfig, lite, override, paper, preset
+
+
+def test_presets_roundtrip_through_dict():
+    for config in (lite(), paper()):
+        assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_paper_preset_matches_reference_run():
+    c = paper()
+    assert (c.space.channels, c.space.cells_per_stage, len(c.space.ops)) == (16, 5, 5)
+    assert (c.train.epochs, c.train.batch_size, c.train.lr, c.train.weight_decay, c.train.grad_clip) == \
+        (250, 256, 0.05, 2.5e-4, 5.0)
+    assert c.data.dataset == "cifar10" and c.data.augment and c.data.train_size is None
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.tau=1.5", "outside"), ("train.tau=-0.1", "outside"), ("train.epochs=0", "epochs"),
+    ("train.path_sampler=magic", "path_sampler"), ("data.dataset=mnist", "dataset"), ("train.nope=1", "unknown field"),
+    ("epochs=3", "section.field"), ("data.train_size=-5", "train_size")])
+def test_invalid_values_are_named(item, message):
+    with pytest.raises(ConfigError, match=message):
+        override(lite(), [item])
+
+
+def test_override_parses_json_values():
+    c = override(lite(), ["train.epochs=3", "space.ops=[\"none\", \"nor_conv_3x3\"]", "train.tau=linear"])
+    assert c.train.epochs == 3 and c.space.ops == ("none", "nor_conv_3x3") and c.train.tau == "linear"
+
+
+def test_unknown_preset_and_section():
+    with pytest.raises(ConfigError, match="preset"):
+        preset("huge")
+    with pytest.raises(ConfigError, match="section"):
+        RunConfig.from_dict({"model": {}})
