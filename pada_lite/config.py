@@ -82,9 +82,8 @@ class TrainConfig:
             raise ConfigError(f"train.pa_scope must be 'shared' or 'edge', got {self.pa_scope!r}")
         if self.da_granularity not in ("sample", "class"):
             raise ConfigError(f"train.da_granularity must be 'sample' or 'class', got {self.da_granularity!r}")
-        if isinstance(self.tau, (int, float)) and not isinstance(self.tau, bool) and not 0.0 <= float(self.tau) <= 1.0:
-            raise ConfigError(f"train.tau={self.tau} is outside [0, 1]: tau mixes scores and uniform, "
-                              "so use a value in [0, 1] or a schedule name such as 'linear'")
+        from .schedules import make_schedule  # here: schedules imports ConfigError from this module
+        make_schedule(self.tau)  # raises a ScheduleError (a ConfigError) naming the bad value and the fix
 
 
 @dataclass

@@ -107,14 +107,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch_callbacks = list(epoch_callbacks or [])
         self.epoch, self.step, self.order, self.history = 0, 0, None, []
+        self.stats = torch.zeros(3, device=self.device)  # [loss_sum, correct, count] of the current epoch
         self.elapsed = 0.0
 
     # ------------------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly."""
         return {"config": self.config.to_dict(), "version": __version__, "epoch": self.epoch, "step": self.step,
-                "order": self.order, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "order": self.order, "stats": self.stats, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
                 "path_sampler": self.path_sampler.state_dict(), "data_sampler": self.data_sampler.state_dict(),
                 "rng": rng_state({"sample": self.sample_gen, "augment": self.augment_gen}),
                 "history": self.history, "elapsed": self.elapsed}
@@ -130,6 +132,7 @@ class Trainer:
         self.data_sampler.load_state_dict(state["data_sampler"])
         set_rng_state(state["rng"], {"sample": self.sample_gen, "augment": self.augment_gen})
         self.epoch, self.step, self.order = state["epoch"], state["step"], state["order"]
+        self.stats = state["stats"].to(self.device)
         self.history, self.elapsed = state["history"], state["elapsed"]
 
     def save_checkpoint(self) -> None:
@@ -142,7 +145,8 @@ class Trainer:
         if path is None or not path.exists():
             return False
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            # on the CPU: RNG states must stay CPU ByteTensors; load_state_dict moves the rest to the device
+            state = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
             raise TrainingError(f"checkpoint {path} cannot be read ({err}); it is damaged: delete it to "
                                 "start the run again, or restore it from a backup") from err
@@ -167,7 +171,7 @@ class Trainer:
             if n == 0:
                 self.data_sampler.observe(idx, logits.detach().float(), y)
                 stats += torch.stack([per_sample.detach().sum(), (logits.argmax(1) == y).sum().float(),
-                                      torch.tensor(float(len(y)), device=y.device)])
+                                      torch.full((), float(len(y)), device=y.device)])
         self.scaler.unscale_(self.optimizer)
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -187,13 +191,13 @@ class Trainer:
         if self.step == 0:
             self.path_sampler.start_epoch(self.epoch, tc.epochs)
             self.order = self.data_sampler.epoch_order(self.epoch, tc.epochs)
-        stats = torch.zeros(3, device=self.device)
+            self.stats = torch.zeros(3, device=self.device)
         start = time.perf_counter()
-        batches = self.order.split(tc.batch_size)
+        batches = self.order.to(self.device).split(tc.batch_size)  # one copy per epoch, no per-step sync
         bar = _progress(tc.progress, len(batches), self.step, f"epoch {self.epoch + 1}/{tc.epochs}")
         for b in range(self.step, len(batches)):
             x, y = self.train_data.batch(batches[b], self.config.data.augment, self.augment_gen)
-            self.train_step(x, y, batches[b].to(self.device), stats)
+            self.train_step(x, y, batches[b], self.stats)
             self.step = b + 1
             bar.update(1)
             if tc.checkpoint_every_steps and self.step % tc.checkpoint_every_steps == 0 and self.step < len(batches):
@@ -202,7 +206,7 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self.elapsed += time.perf_counter() - start
-        loss_sum, correct, count = stats.tolist()  # one host sync per epoch
+        loss_sum, correct, count = self.stats.tolist()  # one host sync per epoch
         if not math.isfinite(loss_sum):
             raise TrainingError(f"the training loss became {loss_sum} in epoch {self.epoch + 1}: lower train.lr, keep "
                                 "train.grad_clip > 0, or disable train.amp; the last good checkpoint is kept in "
