@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,13 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{config.name}")
     print(f"training {config.name} supernet: {config.train.epochs} epochs, path sampler {config.train.path_sampler}, "
           f"data sampler {config.train.data_sampler} -> {out}")
-    result = train_supernet(config, out, resume=not args.restart)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per GPU
+        from .distributed import train_distributed
+        result = train_distributed(config, out, resume=not args.restart)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0
+    else:
+        result = train_supernet(config, out, resume=not args.restart)
     last = result.history[-1] if result.history else {}
     print(f"done in {result.wall_time_s:.1f} s on {result.device}: train acc {last.get('train_acc', float('nan')):.2f} %, "
           f"loss {last.get('train_loss', float('nan')):.4f}; checkpoint and supernet in {out}")
@@ -57,32 +64,76 @@ def arch_set(name: str, ops, count: int, seed: int) -> list[tuple]:
 
 
 def cmd_rank(args) -> int:
+    from .artifacts import write_rank_artifact
     from .data import load_splits
     from .evaluation import evaluate_archs
-    from .metrics import ranking_report
-    from .provenance import provenance, write_json
     from .spaces import arch_to_str
     from .training import load_supernet
     model, config = load_supernet(args.run, args.device)
     archs = arch_set(args.archs, config.space.ops, args.count or config.rank.sample_archs, config.rank.sample_seed)
     test = load_splits(config.data).test
     start = time.perf_counter()
-    acc = evaluate_archs(model, archs, test, config.rank.batch_size, progress=True)
+    acc = evaluate_archs(model, archs, test, config.rank.batch_size, amp=args.amp, progress=True, method=args.method)
     wall = time.perf_counter() - start
-    payload = {"archs": [arch_to_str(a) for a in archs], "supernet_acc": acc.tolist(),
-               **provenance(config, config.train.seed, args.device, wall)}
+    truth = None
     if args.ground_truth:
         from .groundtruth import GroundTruth
         truth = GroundTruth.nb201("mirror-json" if args.ground_truth == "nb201" else args.ground_truth)
-        payload["metrics"] = ranking_report(truth.accuracies(archs), acc, config.rank.top_percent, config.rank.top_n)
-        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in payload["metrics"].items()))
+        truth = truth.accuracies(archs)
     out = Path(args.out or Path(args.run) / f"rank_{args.archs}.json")
-    write_json(out, payload)
+    record = write_rank_artifact(out, archs, acc, config, args.device, wall, truth, config.train.seed,
+                                 method=args.method, batch_size=config.rank.batch_size)
+    if "metrics" in record:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record["metrics"].items()))
     order = np.argsort(-acc)
     print(f"ranked {len(archs)} archs in {wall:.1f} s ({len(archs) / wall:.2f} archs/s); best by the supernet:")
     for i in order[:min(5, len(order))]:
         print(f"  {acc[i]:6.2f} %  {arch_to_str(archs[i])}")
     print(f"written {out}")
+    return 0
+
+
+def cmd_groundtruth(args) -> int:
+    from .benchmark import DEFAULT_OUT, GroundTruthError, compute_ground_truth, ground_truth_report
+    from .standalone import StandaloneConfig
+    config = StandaloneConfig.lite()
+    out = Path(args.out or DEFAULT_OUT)
+    limit = 0 if args.status else args.limit_units
+    try:
+        payload = compute_ground_truth(out, args.seeds, config, limit_units=limit, workers=args.workers)
+    except GroundTruthError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    done = len(payload["units"])
+    total = done + len(payload["missing_units"])
+    print(f"{done}/{total} units done ({payload['wall_time_s_total'] / 3600:.2f} h wall, "
+          f"{payload['cpu_time_s_total'] / 3600:.2f} h cpu); artifact {out.with_suffix('.json')}")
+    if payload["missing_units"]:
+        print(f"missing: {' '.join(payload['missing_units'])} -- run `python -m pada_lite groundtruth "
+              f"--seeds {' '.join(map(str, args.seeds))}` to continue")
+    report = ground_truth_report(payload)
+    for subset in ("all", "conv_only", "sampled"):
+        r = report[subset]
+        if "seed_tau" in r:
+            print(f"  {subset:9s} {r['num_archs']:3d} archs: seed-to-seed tau {r['seed_tau']:.3f}, mean acc "
+                  f"{r['mean_acc_min']:.2f}..{r['mean_acc_max']:.2f} %, seed std {r['seed_std']:.2f} %")
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiments import reproduce, run_experiment
+    start = time.perf_counter()
+    if args.command == "reproduce":
+        summaries = reproduce(force=args.force)
+    else:
+        summaries = {args.name: run_experiment(args.name, force=args.force)}
+    for name, summary in summaries.items():
+        print(f"{name}: {len(summary['units'])} runs -> data/results/{name}.json")
+        for row in summary["rows"]:
+            tau = row.get("all", {}).get("kendall_tau")
+            print(f"  {row['label']:18s}" + (f" Kendall tau {tau['mean']:.3f} ± {tau['std']:.3f}" if tau else "") +
+                  f"  GV {row['grad_var_final']['mean']:.3g}")
+    print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -108,8 +159,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ground-truth", help="ground truth to compare with: 'nb201' (NB201 CIFAR-10 test accuracies, "
                    "downloaded and sha256-checked) or the path of an official NB201 .pth file")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--method", default="auto", choices=["auto", "fast", "simple"],
+                   help="auto: the exact batched evaluator when the model supports it; simple: one arch at a time")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (accuracies equal up to rounding)")
     p.add_argument("--out", help="output JSON (default <run>/rank_<archs>.json)")
     p.set_defaults(func=cmd_rank)
+    p = sub.add_parser("groundtruth", help="train the lite benchmark's evaluation archs stand-alone (resumable)",
+                       description="Compute the lite benchmark's ground truth: every evaluation arch trained "
+                                   "stand-alone per seed. Each finished unit is saved in <out>/units/; re-running "
+                                   "continues where it stopped; <out>.json is the merged artifact.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
+    p.add_argument("--limit-units", type=int, help="train at most this many missing units, then stop")
+    p.add_argument("--status", action="store_true", help="train nothing: rebuild the artifact, report progress")
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes, 1 thread each (default 2)")
+    p.add_argument("--out", help="units folder (default data/groundtruth/lite; artifact <out>.json)")
+    p.set_defaults(func=cmd_groundtruth)
+    from .experiments import EXPERIMENTS
+    p = sub.add_parser("experiment", help="run one named lite experiment and write its artifact under data/results/",
+                       description="Run a named experiment. Finished runs are kept and skipped; a run is recomputed "
+                                   "when its config changed or with --force.")
+    p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
+    p.add_argument("--force", action="store_true", help="recompute every run even if its result exists")
+    p.set_defaults(func=cmd_experiment)
+    p = sub.add_parser("reproduce", help="recompute every lite experiment artifact (progress bar with ETA)",
+                       description="Recompute motivation, main, ablations and stability (needs the lite ground "
+                                   "truth: python -m pada_lite groundtruth).")
+    p.add_argument("--force", action="store_true", help="recompute runs whose results already exist")
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 
@@ -121,11 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .data import DataError
+    from .benchmark import GroundTruthError
+    from .experiments import ExperimentError
     from .remote import DataFileError
     from .training import TrainingError
     try:
         return args.func(args)
-    except (ConfigError, DataError, DataFileError, TrainingError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, DataError, DataFileError, TrainingError, ExperimentError, GroundTruthError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -164,7 +164,7 @@ def paper() -> RunConfig:
         data=DataConfig(dataset="cifar10", image_size=None, train_size=None, test_size=None, augment=True),
         train=TrainConfig(epochs=250, batch_size=256, lr=0.05, weight_decay=2.5e-4, grad_clip=5.0,
                           amp=True, channels_last=True),
-        rank=RankConfig(batch_size=1000, sample_archs=0),
+        rank=RankConfig(batch_size=512, sample_archs=0),  # reference: batch 512 (BN uses batch statistics)
     )
 
 

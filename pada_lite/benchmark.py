@@ -1,0 +1,438 @@
+"""The lite benchmark: a fixed set of evaluation archs and their stand-alone ground truth, computed resumably.
+
+**Evaluation archs** (:func:`evaluation_archs`): the 64 archs built from nor_conv_1x1 / nor_conv_3x3 only (the PA&DA
+motivation experiment) plus a stratified sample of the full 5-op space:
+
+- every arch of the space is reduced to its :func:`canonical_arch` (dead edges -> 'none'; nodes 1 and 2 swapped when
+  that gives a smaller index and edge 1->2 is 'none'); archs with the same canonical form compute the same function,
+  so only canonical forms are candidates (8,764 of the 15,625 archs), and archs whose output is disconnected from the
+  input (constant networks) are dropped. An edge is dead when its source is unreachable from the input (it only ever
+  sees zeros) or its target cannot reach the output. One approximation: a conv edge fed by zeros still adds its BN
+  bias (a learned constant per channel); the canonical form drops it, as NB201's own isomorphism hashing does;
+- the candidates (conv-only archs excluded: they are already in) are stratified by (number of nor_conv_3x3,
+  number of nor_conv_1x1) on live edges, 21 strata with at most 5 parametric ops, and ``SAMPLE_PER_STRATUM`` archs
+  are drawn from each with ``numpy.random.default_rng(SAMPLE_SEED)`` (all of them where a stratum is smaller);
+- both lists are shuffled with ``ORDER_SEED`` and interleaved in proportion (64 : 105), so that every unit of
+  consecutive archs holds conv-only and sampled archs in about the overall ratio and the first units form the pilot.
+
+**Ground truth** (:func:`compute_ground_truth`): every evaluation arch trained stand-alone (:mod:`pada_lite.standalone`)
+with each seed. The work is cut into units (a group of ``config.group_size`` consecutive archs, one seed); each
+finished unit is written at once to ``<out_dir>/units/<unit>.json`` and skipped when the computation is run again,
+and the merged artifact ``<out_dir>.json`` (``data/groundtruth/lite.json``) is rewritten after every unit. Inside a
+unit the training state is saved every 5 minutes to ``<out_dir>/partial/`` (git-ignored), so a run killed with its
+session continues mid-unit: ``python -m pada_lite groundtruth`` again.
+
+**Setting** (:meth:`StandaloneConfig.lite`): Fashion-MNIST at 16x16, C=8, one cell per stage, 30,000 training
+images, 8 epochs (936 SGD steps of 256), accuracy on the whole 10,000-image test set, seeds 0 and 1. Budget:
+169 archs x 2 seeds x 936 steps x 0.114 CPU-s per network-step (measured) = 36,000 CPU-s, about 5.1 h on the
+2 cores with two single-threaded workers (22 units of about 30 CPU-minutes). Pilot: see ``data/groundtruth/lite_pilot.json``
+and the notes in :func:`ground_truth_report`'s output there.
+"""
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .groundtruth import GroundTruth
+from .metrics import kendall_tau
+from .provenance import provenance, read_json, write_json
+from .spaces.nb201 import (EDGES, NUM_NODES, PARAMETRIC_OPS, Arch, arch_to_index, arch_to_str, conv_only_archs,
+                           enumerate_archs, str_to_arch)
+from .standalone import StandaloneConfig, groups_of, total_steps
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "data" / "groundtruth" / "lite"
+SAMPLE_SEED = 0            # draws the stratified sample
+SAMPLE_PER_STRATUM = 5     # archs per (n_conv3x3, n_conv1x1) stratum: 21 strata -> 105 archs
+ORDER_SEED = 0             # fixed order of the evaluation archs (units mix conv-only and sampled archs)
+MAX_SAMPLED_PARAMETRIC = 5  # strata of the sample: up to 5 convs (6 convs = the conv-only archs)
+RESUME_COMMAND = "python -m pada_lite groundtruth"
+UNIT_KEYS = ("unit", "group", "seed", "archs", "config", "test_acc", "wall_time_s")
+
+
+class GroundTruthError(RuntimeError):
+    """Raised when the lite ground truth is missing, partial, corrupt or of another config; says how to fix it."""
+
+
+# ------------------------------------------------------------------------------------------- the arch set
+def live_edges(arch: Sequence[str]) -> list[bool]:
+    """Whether each edge carries information from the input to the output (a non-'none' op on an in-out path)."""
+    forward, backward = {0}, {NUM_NODES - 1}
+    for (i, j), op in zip(EDGES, arch):
+        if op != "none" and i in forward:
+            forward.add(j)
+    for (i, j), op in reversed(list(zip(EDGES, arch))):
+        if op != "none" and j in backward:
+            backward.add(i)
+    return [op != "none" and i in forward and j in backward for (i, j), op in zip(EDGES, arch)]
+
+
+def swap_middle_nodes(arch: Sequence[str]) -> Arch:
+    """The arch with nodes 1 and 2 relabelled (only meaningful when edge 1->2 is 'none')."""
+    e01, e02, e12, e03, e13, e23 = arch
+    return (e02, e01, e12, e03, e23, e13)
+
+
+def canonical_arch(arch: Sequence[str]) -> Arch:
+    """Representative of the archs computing the same function: dead edges become 'none'; when edge 1->2 is
+    'none' nodes 1 and 2 are interchangeable and the relabelling with the smaller index is kept; a disconnected
+    arch becomes all-'none'."""
+    arch = tuple(op if live else "none" for op, live in zip(arch, live_edges(arch)))
+    if arch[2] == "none":
+        arch = min(arch, swap_middle_nodes(arch), key=arch_to_index)
+    return arch
+
+
+def is_disconnected(arch: Sequence[str]) -> bool:
+    """Whether the output does not depend on the input (a constant network)."""
+    return not any(live_edges(arch))
+
+
+def op_counts(arch: Sequence[str]) -> tuple[int, int]:
+    """(number of nor_conv_3x3, number of nor_conv_1x1) on live edges: the stratum of an arch."""
+    ops = [op for op, live in zip(arch, live_edges(arch)) if live]
+    return ops.count("nor_conv_3x3"), ops.count("nor_conv_1x1")
+
+
+def distinct_connected_archs() -> list[Arch]:
+    """Canonical forms of every connected arch of the 5-op space (each function once), in index order."""
+    return list(_distinct_connected_archs())
+
+
+@lru_cache(maxsize=1)
+def _distinct_connected_archs() -> tuple:
+    forms = {canonical_arch(a) for a in enumerate_archs() if not is_disconnected(a)}
+    return tuple(sorted(forms, key=arch_to_index))
+
+
+def stratified_sample(per_stratum: int = SAMPLE_PER_STRATUM, seed: int = SAMPLE_SEED) -> list[Arch]:
+    """``per_stratum`` distinct archs of every (n_conv3x3, n_conv1x1) stratum with at most 5 convs, fixed seed."""
+    strata: dict[tuple[int, int], list[Arch]] = {}
+    for arch in distinct_connected_archs():
+        if sum(op_counts(arch)) <= MAX_SAMPLED_PARAMETRIC:
+            strata.setdefault(op_counts(arch), []).append(arch)
+    rng = np.random.default_rng(seed)
+    sample = []
+    for key in sorted(strata):
+        members = strata[key]
+        chosen = rng.choice(len(members), size=min(per_stratum, len(members)), replace=False)
+        sample += [members[i] for i in sorted(chosen)]
+    return sample
+
+
+def evaluation_archs() -> list[Arch]:
+    """The lite benchmark's evaluation archs: the 64 conv-only archs + the stratified sample, in the fixed order."""
+    rng = np.random.default_rng(ORDER_SEED)
+    conv, sampled = conv_only_archs(), stratified_sample()
+    return proportional_merge([conv[i] for i in rng.permutation(len(conv))],
+                              [sampled[i] for i in rng.permutation(len(sampled))])
+
+
+def proportional_merge(first: Sequence, second: Sequence) -> list:
+    """Interleave two lists so that every prefix holds them in (nearly) their overall proportion."""
+    share, merged, i, j = len(first) / (len(first) + len(second)), [], 0, 0
+    while i + j < len(first) + len(second):
+        if j == len(second) or (i < len(first) and i < share * (i + j + 1)):
+            merged.append(first[i])
+            i += 1
+        else:
+            merged.append(second[j])
+            j += 1
+    return merged
+
+
+def is_conv_only(arch: Sequence[str]) -> bool:
+    """Whether every edge is nor_conv_1x1 or nor_conv_3x3."""
+    return all(op in PARAMETRIC_OPS for op in arch)
+
+
+# -------------------------------------------------------------------------------------------------- units
+@dataclass(frozen=True)
+class Unit:
+    """One piece of ground-truth work: a group of archs trained with one seed."""
+
+    group: int
+    seed: int
+    archs: tuple
+
+    @property
+    def name(self) -> str:
+        return f"g{self.group:02d}-s{self.seed}"
+
+
+def plan_units(archs: Sequence[Arch], seeds: Sequence[int], group_size: int) -> list[Unit]:
+    """Units covering every (arch, seed): groups of ``group_size`` consecutive archs, group-major (both seeds of a
+    group run one after the other, so partial results already give seed-to-seed taus)."""
+    groups = groups_of([tuple(a) for a in archs], group_size)
+    return [Unit(g, int(seed), tuple(group)) for g, group in enumerate(groups) for seed in seeds]
+
+
+def unit_path(out_dir: Path, unit: Unit) -> Path:
+    return Path(out_dir) / "units" / f"{unit.name}.json"
+
+
+def checkpoint_path(out_dir: Path, unit: Unit) -> Path:
+    """Mid-unit training state (git-ignored: ``partial/`` holds a ``.gitignore`` of ``*``), deleted when done."""
+    folder = Path(out_dir) / "partial"
+    if not (folder / ".gitignore").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".gitignore").write_text("*\n")
+    return folder / f"{unit.name}.pt"
+
+
+def artifact_path(out_dir: Path) -> Path:
+    """The merged artifact next to the units folder: ``data/groundtruth/lite`` -> ``data/groundtruth/lite.json``."""
+    return Path(out_dir).with_suffix(".json")
+
+
+def read_unit(path: Path, unit: Unit, config: StandaloneConfig) -> dict:
+    """A finished unit's record, checked against the unit and config it must belong to."""
+    fix = f"delete {path} and run `{RESUME_COMMAND}` again to recompute that unit"
+    try:
+        record = read_json(path)
+        missing = [k for k in UNIT_KEYS if k not in record]
+        if missing:
+            raise ValueError(f"missing keys {missing}")
+        if len(record["test_acc"]) != len(unit.archs):
+            raise ValueError(f"{len(record['test_acc'])} accuracies for {len(unit.archs)} archs")
+    except (ValueError, TypeError, AttributeError) as err:
+        raise GroundTruthError(f"unit file {path} is corrupt ({err}); {fix}") from None
+    if record["config"] != config.to_dict():
+        raise GroundTruthError(f"unit file {path} was computed with another config ({_config_diff(record['config'], config)}): "
+                               f"use that config, or {fix}")
+    if [str_to_arch(a) for a in record["archs"]] != list(unit.archs) or record["seed"] != unit.seed:
+        raise GroundTruthError(f"unit file {path} holds other archs or another seed than unit {unit.name}: "
+                               f"the evaluation set changed; {fix}")
+    return record
+
+
+def _config_diff(recorded: dict, config: StandaloneConfig) -> str:
+    """'field: recorded -> current' for every differing config field."""
+    current = config.to_dict()
+    keys = sorted(set(recorded) | set(current))
+    return ", ".join(f"{k}: {recorded.get(k)!r} -> {current.get(k)!r}" for k in keys if recorded.get(k) != current.get(k))
+
+
+def finished_units(out_dir: Path, units: Sequence[Unit], config: StandaloneConfig) -> dict[str, dict]:
+    """Records of the units already on disk (every file is validated; a bad one raises GroundTruthError)."""
+    return {u.name: read_unit(unit_path(out_dir, u), u, config) for u in units if unit_path(out_dir, u).exists()}
+
+
+# --------------------------------------------------------------------------------------------- computing
+_WORKER: dict = {}
+
+
+def _init_worker(config_dict: dict, threads: int | None, on_step) -> None:
+    """Per process: thread count, the data (loaded once) and the step callback."""
+    import torch
+    from .data import load_splits
+    if threads:
+        torch.set_num_threads(threads)
+    config = StandaloneConfig.from_dict(config_dict)
+    _WORKER.update(config=config, splits=load_splits(config.data_config()), on_step=on_step)
+
+
+def _count_steps(trained, resumed, parent: int, steps: int, restored: bool) -> None:
+    """Add ``steps`` to the shared counter of trained or of restored steps; quit if the main process is gone
+    (nobody would save the unit)."""
+    if os.getppid() != parent:
+        os._exit(1)
+    counter = resumed if restored else trained
+    with counter.get_lock():
+        counter.value += steps
+
+
+def _run_unit(unit: Unit, checkpoint: Path | None = None) -> dict:
+    """Train one unit in this (worker) process, resuming ``checkpoint``; its record without provenance."""
+    from .standalone import train_and_evaluate
+    result = train_and_evaluate(list(unit.archs), unit.seed, _WORKER["config"], _WORKER["splits"],
+                                on_step=_WORKER["on_step"], checkpoint_path=checkpoint)
+    return {"unit": unit.name, "group": unit.group, "seed": unit.seed, "archs": [arch_to_str(a) for a in unit.archs],
+            **result}
+
+
+def _worker_main(config_dict: dict, threads: int | None, trained, resumed) -> None:
+    """Initializer of a pool process: its steps are counted in the shared counters."""
+    _init_worker(config_dict, threads, partial(_count_steps, trained, resumed, os.getppid()))
+
+
+def _bar_callback(bar):
+    """Step callback for a progress bar: trained steps advance it, restored steps shrink the work left (keeps the
+    rate, hence the ETA, honest)."""
+    def on_step(steps: int, restored: bool) -> None:
+        if restored:
+            bar.total -= steps
+            bar.refresh()
+        else:
+            bar.update(steps)
+    return on_step
+
+
+def compute_ground_truth(out_dir: str | Path = DEFAULT_OUT, seeds: Sequence[int] = (0, 1),
+                         config: StandaloneConfig | None = None, archs: Sequence[Arch] | None = None,
+                         limit_units: int | None = None, workers: int = 2, threads_per_worker: int | None = 1,
+                         progress: bool = True) -> dict:
+    """Train the units not yet on disk (at most ``limit_units``), saving each as it finishes; the merged payload.
+
+    ``workers`` processes train units in parallel with ``threads_per_worker`` torch threads each (on a 2-core CPU
+    two single-threaded workers beat one two-threaded process, above all when the machine is shared); with
+    ``workers <= 1`` the units run in this process (``threads_per_worker=None`` keeps torch's thread count).
+    """
+    config = config or StandaloneConfig.lite()
+    archs = [tuple(a) for a in (archs if archs is not None else evaluation_archs())]
+    out_dir = Path(out_dir)
+    units = plan_units(archs, seeds, config.group_size)
+    done = finished_units(out_dir, units, config)
+    pending = [u for u in units if u.name not in done][:limit_units]
+
+    def save_artifact() -> dict:
+        payload = merge_units(units, done, config, archs, seeds)
+        write_json(artifact_path(out_dir), payload)
+        return payload
+
+    if pending:
+        _train_units(pending, out_dir, config, workers, threads_per_worker, progress, done, save_artifact)
+    return save_artifact()
+
+
+def _train_units(pending: list[Unit], out_dir: Path, config: StandaloneConfig, workers: int,
+                 threads: int | None, progress: bool, done: dict, on_unit: Callable[[], object]) -> None:
+    """Train ``pending`` units; as each finishes, write its record, add it to ``done`` and call ``on_unit``."""
+    from tqdm.auto import tqdm
+    bar = tqdm(total=unit_steps(config) * len(pending), unit="step", disable=not progress, smoothing=0.05,
+               desc=f"ground truth: {len(pending)} units")
+    label = f"cpu, {workers} worker process{'es' if workers > 1 else ''}"
+    for unit, record in _unit_results(pending, out_dir, config, workers, threads, bar):
+        record = {**record, **provenance(config, unit.seed, "cpu")}
+        record["device"] = label
+        write_json(unit_path(out_dir, unit), record)
+        checkpoint_path(out_dir, unit).unlink(missing_ok=True)
+        done[unit.name] = record
+        on_unit()
+        bar.write(f"unit {unit.name}: {len(unit.archs)} archs in {record['wall_time_s']:.0f} s "
+                  f"(cpu {record['cpu_time_s']:.0f} s)")
+    bar.close()
+
+
+def unit_steps(config: StandaloneConfig) -> int:
+    """Optimiser steps of one unit (every network of a group trains together)."""
+    from .data import load_splits
+    return total_steps(config, len(load_splits(config.data_config()).train))
+
+
+def _unit_results(pending: list[Unit], out_dir: Path, config: StandaloneConfig, workers: int, threads: int | None,
+                  bar):
+    """Yield (unit, record) as units finish: in this process (workers <= 1) or in a pool of spawned processes."""
+    if workers <= 1:
+        import torch
+        previous = torch.get_num_threads()
+        _init_worker(config.to_dict(), threads, _bar_callback(bar))
+        try:
+            for unit in pending:
+                yield unit, _run_unit(unit, checkpoint_path(out_dir, unit))
+        finally:
+            torch.set_num_threads(previous)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork after torch started its thread pool can hang
+    trained, resumed = ctx.Value("q", 0), ctx.Value("q", 0)
+    total = bar.total
+    with ProcessPoolExecutor(workers, ctx, _worker_main, (config.to_dict(), threads, trained, resumed)) as pool:
+        futures = {pool.submit(_run_unit, u, checkpoint_path(out_dir, u)): u for u in pending}
+        while futures:
+            finished, _ = wait(futures, timeout=2.0, return_when=FIRST_COMPLETED)
+            bar.total = total - resumed.value
+            bar.update(trained.value - bar.n)
+            for future in finished:
+                yield futures.pop(future), future.result()
+
+
+def merge_units(units: Sequence[Unit], done: dict[str, dict], config: StandaloneConfig, archs: Sequence[Arch],
+                seeds: Sequence[int]) -> dict:
+    """The merged artifact: per-seed accuracies (None where a unit is missing), their mean, provenance."""
+    position = {a: i for i, a in enumerate(archs)}
+    acc = {str(s): [None] * len(archs) for s in seeds}
+    for unit in units:
+        if unit.name in done:
+            for arch, value in zip(unit.archs, done[unit.name]["test_acc"]):
+                acc[str(unit.seed)][position[arch]] = value
+    mean = [None if any(acc[str(s)][i] is None for s in seeds) else float(np.mean([acc[str(s)][i] for s in seeds]))
+            for i in range(len(archs))]
+    unit_info = {name: {k: r.get(k) for k in ("group", "seed", "wall_time_s", "cpu_time_s", "device", "created",
+                                               "git_commit")} for name, r in sorted(done.items())}
+    missing = [u.name for u in units if u.name not in done]
+    return {"name": "lite", "complete": not missing, "missing_units": missing,
+            "archs": [arch_to_str(a) for a in archs], "conv_only": [is_conv_only(a) for a in archs],
+            "seeds": [int(s) for s in seeds], "test_acc": acc, "mean_test_acc": mean,
+            "wall_time_s_total": round(sum(r["wall_time_s"] for r in done.values()), 3),
+            "cpu_time_s_total": round(sum(r.get("cpu_time_s") or 0.0 for r in done.values()), 3),
+            "units": unit_info, "evaluation_set": EVALUATION_SET_DOC,
+            **provenance(config.to_dict())}
+
+
+EVALUATION_SET_DOC = (f"64 conv-only archs + {SAMPLE_PER_STRATUM} canonical connected archs per (n_conv3x3, n_conv1x1) "
+                      f"stratum with <= {MAX_SAMPLED_PARAMETRIC} convs (numpy default_rng({SAMPLE_SEED})), each list shuffled "
+                      f"with default_rng({ORDER_SEED}) and interleaved in proportion; see pada_lite.benchmark")
+
+
+# ------------------------------------------------------------------------------------------- reading back
+def read_artifact(path: str | Path | None = None) -> dict:
+    """The merged ground-truth payload; GroundTruthError with the command to make it when it is missing."""
+    path = Path(path) if path is not None else artifact_path(DEFAULT_OUT)
+    if not path.exists():
+        raise GroundTruthError(f"the lite ground truth {path} does not exist: compute it with `{RESUME_COMMAND}` "
+                               "(about 6 CPU hours, resumable: re-run the command to continue)")
+    try:
+        return read_json(path)
+    except ValueError as err:
+        raise GroundTruthError(f"{err}; it is rebuilt from the unit files by `{RESUME_COMMAND} --status`") from None
+
+
+def load_lite_ground_truth(path: str | Path | None = None, config: StandaloneConfig | None = None) -> GroundTruth:
+    """Mean (over seeds) stand-alone test accuracy (%) of every evaluation arch of the lite benchmark."""
+    payload = read_artifact(path)
+    config = config or StandaloneConfig.lite()
+    if payload["config"] != config.to_dict():
+        raise GroundTruthError(f"the ground truth was computed with another config "
+                               f"({_config_diff(payload['config'], config)}); recompute it with `{RESUME_COMMAND}` "
+                               "into another folder, or pass the matching StandaloneConfig")
+    if not payload["complete"]:
+        raise GroundTruthError(f"the lite ground truth is partial: units {payload['missing_units']} are missing; "
+                               f"finish it with `{RESUME_COMMAND} --seeds {' '.join(map(str, payload['seeds']))}`")
+    table = {str_to_arch(a): m for a, m in zip(payload["archs"], payload["mean_test_acc"])}
+    return GroundTruth(table, f"lite stand-alone ground truth (mean over seeds {payload['seeds']})")
+
+
+def ground_truth_report(payload: dict | str | Path | None = None) -> dict:
+    """Seed-to-seed Kendall tau (all archs, conv-only, sampled) and accuracy spread, over the archs with every seed."""
+    payload = payload if isinstance(payload, dict) else read_artifact(payload)
+    seeds = [str(s) for s in payload["seeds"]]
+    acc = np.array([[np.nan if v is None else v for v in payload["test_acc"][s]] for s in seeds])  # [S, N]
+    have = ~np.isnan(acc).any(axis=0)
+    conv = np.array(payload["conv_only"], dtype=bool)
+    report = {"num_archs": int(have.sum()), "seeds": payload["seeds"], "complete": payload["complete"]}
+    for name, mask in (("all", have), ("conv_only", have & conv), ("sampled", have & ~conv)):
+        report[name] = subset_report(acc[:, mask])
+    return report
+
+
+def subset_report(acc: np.ndarray) -> dict:
+    """Seed-to-seed tau (mean over seed pairs), spread of the mean accuracy and seed noise of acc [S, N]."""
+    if acc.shape[1] < 2 or acc.shape[0] < 2:
+        return {"num_archs": int(acc.shape[1])}
+    pairs = list(itertools.combinations(range(len(acc)), 2))
+    mean = acc.mean(axis=0)
+    diffs = np.concatenate([acc[i] - acc[j] for i, j in pairs])
+    return {"num_archs": int(acc.shape[1]),
+            "seed_tau": float(np.mean([kendall_tau(acc[i], acc[j]) for i, j in pairs])),
+            "mean_acc_min": float(mean.min()), "mean_acc_max": float(mean.max()),
+            "mean_acc_std": float(mean.std()),
+            "seed_abs_diff_mean": float(np.abs(diffs).mean()),
+            "seed_std": float(diffs.std() / np.sqrt(2.0))}

@@ -1,0 +1,306 @@
+"""Named experiments on the lite benchmark; each writes result artifacts (JSON with provenance) under data/results/.
+
+An experiment is a list of *units* (one supernet training + ranking each: a method, a setting and a seed). A unit's
+result is saved as soon as it finishes, so an interrupted ``reproduce`` resumes where it stopped; a unit is re-run only
+when asked (``force``) or when its config changed. ``summarise`` turns the units into the artifact the book loads.
+
+- ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv archs.
+- ``main``: SPOS, FairNAS, PA only, DA only, PA&DA at equal budget; all ranking metrics, GV, wall time; 3 seeds.
+- ``ablations``: batch size, τ schedule, sample- vs class-wise DA, unweighted vs unbiased importance weighting,
+  shared vs per-edge path distribution (all on PA&DA).
+- ``stability`` ("Deeper Insights"): no training of its own; Kendall tau between consecutive epochs and between seeds,
+  and how the supernet's top-1 arch moves, from the per-epoch rankings the ``main`` units record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .config import RunConfig, lite, override
+from .provenance import provenance, read_json, write_json
+from .spaces import arch_to_str, conv_only_archs
+
+SEEDS = (0, 1, 2)
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "data" / "results"
+EPOCH_RANK_TEST_IMAGES = 2000   # test images for the per-epoch rankings (stability); final rankings use all
+GV_SAMPLES, GV_BATCH = 16, 64   # gradient-variance measurement at every epoch end
+
+METHODS = {  # name -> config overrides
+    "SPOS": ["train.path_sampler=uniform", "train.data_sampler=uniform"],
+    "FairNAS": ["train.path_sampler=fair", "train.data_sampler=uniform"],
+    "PA": ["train.path_sampler=importance", "train.data_sampler=uniform"],
+    "DA": ["train.path_sampler=uniform", "train.data_sampler=importance"],
+    "PA&DA": ["train.path_sampler=importance", "train.data_sampler=importance"],
+}
+MOTIVATION_OPS = {2: ["nor_conv_1x1", "nor_conv_3x3"],
+                  3: ["skip_connect", "nor_conv_1x1", "nor_conv_3x3"],
+                  4: ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
+                  5: ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]}
+
+
+class ExperimentError(RuntimeError):
+    """Raised when an experiment's artifact is missing or stale; the message gives the command that fixes it."""
+
+
+@dataclass
+class Unit:
+    """One supernet run of an experiment."""
+
+    experiment: str
+    label: str                      # the setting, e.g. "PA&DA" or "batch=256"
+    seed: int
+    config: RunConfig
+    rank_every_epoch: bool = False  # record per-epoch rankings (stability)
+
+    @property
+    def key(self) -> str:
+        safe = "".join(c if c.isalnum() or c in "=.-" else "_" for c in self.label)
+        return f"{safe}-seed{self.seed}"
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def config_hash(config: RunConfig) -> str:
+    """Short hash of everything in a config that changes numbers (not the progress bar)."""
+    d = config.to_dict()
+    d["train"].pop("progress", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def base_config(extra: Sequence[str] = ()) -> RunConfig:
+    """The lite preset as every experiment uses it (no progress bars: the runner shows one)."""
+    return override(lite(), ["train.progress=false", *extra])
+
+
+def _units(name: str, settings: dict[str, list[str]], seeds=SEEDS, base: Sequence[str] = (), **kw) -> list[Unit]:
+    return [Unit(name, label, seed, base_config([*base, *items, f"train.seed={seed}"]), **kw)
+            for label, items in settings.items() for seed in seeds]
+
+
+def motivation_units(seeds=SEEDS) -> list[Unit]:
+    settings = {f"{k} ops": [f"space.ops={json.dumps(ops)}"] + METHODS["SPOS"] for k, ops in MOTIVATION_OPS.items()}
+    return _units("motivation", settings, seeds)
+
+
+def main_units(seeds=SEEDS) -> list[Unit]:
+    return _units("main", METHODS, seeds, rank_every_epoch=True)
+
+
+def ablation_units(seeds=SEEDS) -> list[Unit]:
+    pada = METHODS["PA&DA"]
+    settings = {f"batch={b}": pada + [f"train.batch_size={b}"] for b in (64, 128, 256, 512)}
+    settings.update({f"tau={t}": pada + [f"train.tau={t}"] for t in ("constant", "linear", "cosine")})
+    settings["DA class-wise"] = pada + ["train.da_granularity=class"]
+    settings["unbiased weights"] = pada + ["train.importance_weighting=true"]
+    settings["per-edge PA"] = pada + ["train.pa_scope=edge"]
+    return _units("ablations", settings, seeds)
+
+
+SMOKE = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4", "train.epochs=2",
+         "train.batch_size=64", "rank.batch_size=128"]
+
+
+def smoke_units(seeds=(0,)) -> list[Unit]:
+    """A seconds-long pipeline check (tiny data, no ground truth): SPOS and PA&DA, one seed."""
+    return _units("smoke", {k: METHODS[k] for k in ("SPOS", "PA&DA")}, seeds[:1], base=SMOKE, rank_every_epoch=True)
+
+
+EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {
+    "motivation": motivation_units, "main": main_units, "ablations": ablation_units, "stability": main_units,
+    "smoke": smoke_units}
+
+
+# ------------------------------------------------------------------------------------------ running units
+def unit_path(unit: Unit, results_dir: Path = RESULTS_DIR) -> Path:
+    return Path(results_dir) / unit.experiment / f"{unit.key}.json"
+
+
+def load_unit(unit: Unit, results_dir: Path = RESULTS_DIR) -> dict | None:
+    """The saved result of ``unit`` if it exists and was made with the same config, else None."""
+    path = unit_path(unit, results_dir)
+    if not path.exists():
+        return None
+    record = read_json(path)
+    return record if record.get("config_hash") == unit.config_hash else None
+
+
+def evaluation_set(name: str = "main") -> tuple[list[tuple], np.ndarray | None]:
+    """The benchmark's evaluation archs and their ground-truth accuracy (mean over seeds); none for 'smoke'."""
+    if name == "smoke":
+        return conv_only_archs()[::4], None
+    from .benchmark import evaluation_archs, load_lite_ground_truth
+    archs = evaluation_archs()
+    return archs, load_lite_ground_truth().accuracies(archs)
+
+
+def _rank_callback(archs, test, batch_size):
+    from .evaluation import evaluate_archs
+
+    def rank_epoch(trainer, summary):
+        acc = evaluate_archs(trainer.model, archs, test, batch_size)
+        return {"epoch_supernet_acc": [round(float(a), 3) for a in acc]}
+
+    return rank_epoch
+
+
+def run_unit(unit: Unit, archs: Sequence[tuple], truth: np.ndarray | None, splits=None, run_dir: Path | None = None) -> dict:
+    """Train the unit's supernet, rank ``archs``, and return its record (not yet saved)."""
+    from .data import load_splits
+    from .evaluation import evaluate_archs
+    from .training import Trainer
+    from .variance import gradient_variance_callback
+    config = unit.config
+    splits = splits or load_splits(config.data)
+    in_space = [i for i, a in enumerate(archs) if set(a) <= set(config.space.ops)]
+    ranked = [archs[i] for i in in_space]
+    callbacks = [gradient_variance_callback(GV_SAMPLES, GV_BATCH)]
+    if unit.rank_every_epoch:
+        sub = splits.test.subset(np.arange(min(EPOCH_RANK_TEST_IMAGES, len(splits.test))))
+        callbacks.append(_rank_callback(ranked, sub, config.rank.batch_size))
+    start = time.perf_counter()
+    result = Trainer(config, run_dir, splits, callbacks).run()
+    train_time = time.perf_counter() - start
+    acc = evaluate_archs(result.model, ranked, splits.test, config.rank.batch_size)
+    metrics = {} if truth is None else _metrics(ranked, truth[in_space], acc, config)
+    return {"experiment": unit.experiment, "label": unit.label, "seed": unit.seed, "config_hash": unit.config_hash,
+            "archs": [arch_to_str(a) for a in ranked], "supernet_acc": [round(float(a), 3) for a in acc],
+            "metrics": metrics, "history": result.history, "train_time_s": round(train_time, 2),
+            **provenance(config, unit.seed, result.device, time.perf_counter() - start)}
+
+
+def _metrics(archs: Sequence[tuple], true: np.ndarray, predicted: np.ndarray, config: RunConfig) -> dict:
+    """Ranking metrics over all ranked archs and over the conv-only ones among them."""
+    from .metrics import ranking_report
+    conv = [k for k, a in enumerate(archs) if a in set(conv_only_archs())]
+    metrics = {"all": ranking_report(true, predicted, config.rank.top_percent, config.rank.top_n)}
+    if len(conv) >= 2:
+        metrics["conv64"] = ranking_report(true[conv], predicted[conv], config.rank.top_percent, config.rank.top_n)
+    return metrics
+
+
+def run_units(units: list[Unit], name: str, force: bool = False, results_dir: Path = RESULTS_DIR,
+              progress: bool = True) -> None:
+    """Run and save the missing or stale ``units`` (all with ``force``), with one progress bar and its ETA."""
+    todo = [u for u in units if force or load_unit(u, results_dir) is None]
+    if not todo:
+        return
+    archs, truth = evaluation_set(name)
+    splits = _shared_splits(todo)
+    from tqdm.auto import tqdm
+    for unit in tqdm(todo, desc=f"{name}: supernet runs", disable=not progress, unit="run"):
+        write_json(unit_path(unit, results_dir), run_unit(unit, archs, truth, splits.get(_data_key(unit))))
+
+
+def run_experiment(name: str, force: bool = False, seeds=SEEDS, results_dir: Path = RESULTS_DIR,
+                   progress: bool = True) -> dict:
+    """Run the missing or stale units of experiment ``name`` (all with ``force``), then write its summary."""
+    units = experiment_units(name, seeds)
+    run_units(units, name, force, results_dir, progress)
+    summary = summarise(name, [load_unit(u, results_dir) for u in units])
+    write_json(Path(results_dir) / f"{name}.json", summary)
+    return summary
+
+
+REPRODUCED = ("motivation", "main", "ablations", "stability")
+
+
+def reproduce(force: bool = False, results_dir: Path = RESULTS_DIR, progress: bool = True) -> dict:
+    """Recompute every lite experiment artifact (one progress bar with ETA over all runs); returns the summaries."""
+    units = {unit_path(u, results_dir): u for name in REPRODUCED for u in experiment_units(name)}
+    run_units(list(units.values()), "reproduce", force, results_dir, progress)
+    return {name: run_experiment(name, results_dir=results_dir, progress=False) for name in REPRODUCED}
+
+
+def experiment_units(name: str, seeds=SEEDS) -> list[Unit]:
+    """The units of experiment ``name``."""
+    if name not in EXPERIMENTS:
+        raise ExperimentError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name](seeds)
+
+
+def _data_key(unit: Unit) -> str:
+    return json.dumps(dataclasses.asdict(unit.config.data), sort_keys=True)
+
+
+def _shared_splits(units: list[Unit]) -> dict:
+    """Load each distinct dataset once for all units."""
+    from .data import load_splits
+    out = {}
+    for unit in units:
+        out.setdefault(_data_key(unit), None)
+        if out[_data_key(unit)] is None:
+            out[_data_key(unit)] = load_splits(unit.config.data)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- summaries
+def _mean_std(values: Sequence[float]) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+
+
+def _summarise_label(records: list[dict]) -> dict:
+    row = {"label": records[0]["label"], "seeds": [r["seed"] for r in records]}
+    for subset in ("all", "conv64"):
+        if all(subset in r["metrics"] for r in records):
+            keys = [k for k in records[0]["metrics"][subset] if k != "num_archs"]
+            row[subset] = {k: _mean_std([r["metrics"][subset][k] for r in records]) for k in keys}
+    row["grad_var_final"] = _mean_std([r["history"][-1]["grad_var"] for r in records])
+    row["grad_var_curve"] = np.mean([[h["grad_var"] for h in r["history"]] for r in records], axis=0).tolist()
+    row["train_time_s"] = _mean_std([r["train_time_s"] for r in records])
+    row["final_train_acc"] = _mean_std([r["history"][-1]["train_acc"] for r in records])
+    return row
+
+
+def summarise(name: str, records: list[dict | None]) -> dict:
+    """The experiment's artifact: mean ± std per setting over seeds (plus stability analysis for 'stability')."""
+    missing = sum(r is None for r in records)
+    if missing:
+        raise ExperimentError(f"{missing} unit(s) of experiment {name!r} are missing or stale: "
+                              f"run `python -m pada_lite experiment {name}` to compute them")
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    rows = [_summarise_label([r for r in records if r["label"] == label]) for label in labels]
+    summary = {"experiment": name, "rows": rows, "units": [f"{r['label']}-seed{r['seed']}" for r in records],
+               "config_hashes": sorted({r["config_hash"] for r in records}), **provenance(None, None, "cpu")}
+    summary["device"] = records[0]["device"]
+    summary["wall_time_s"] = round(sum(r["wall_time_s"] for r in records), 1)
+    if name in ("stability", "smoke"):
+        summary["stability"] = {label: stability_analysis([r for r in records if r["label"] == label])
+                                for label in labels}
+    return summary
+
+
+def stability_analysis(records: list[dict]) -> dict:
+    """Kendall tau between consecutive epochs (per seed), between seeds (final), and top-1 arch moves."""
+    from .metrics import kendall_tau
+    per_epoch = [np.asarray([h["epoch_supernet_acc"] for h in r["history"]]) for r in records]  # [E, A] each
+    consecutive = [[kendall_tau(e[i], e[i + 1]) for i in range(len(e) - 1)] for e in per_epoch]
+    finals = [np.asarray(r["supernet_acc"]) for r in records]
+    between = [kendall_tau(finals[i], finals[j]) for i in range(len(finals)) for j in range(i + 1, len(finals))]
+    top1 = [[int(np.argmax(row)) for row in e] for e in per_epoch]
+    return {"tau_consecutive_epochs": consecutive, "tau_between_seeds": between,
+            "top1_per_epoch": top1, "top1_changes": [sum(a != b for a, b in zip(t, t[1:])) for t in top1]}
+
+
+def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=SEEDS) -> dict:
+    """The artifact of experiment ``name`` if it matches the current configs; recompute when asked or stale."""
+    path = Path(results_dir) / f"{name}.json"
+    units = experiment_units(name, seeds)
+    if not recompute and path.exists():
+        summary = read_json(path)
+        if sorted({u.config_hash for u in units}) == summary.get("config_hashes") and \
+                len(summary.get("units", [])) == len(units):
+            return summary
+    if not recompute:
+        raise ExperimentError(f"{path} is missing or was made with other settings: run "
+                              f"`python -m pada_lite experiment {name}` (or pass recompute=True)")
+    return run_experiment(name, results_dir=results_dir, seeds=seeds)

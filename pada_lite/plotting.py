@@ -1,0 +1,124 @@
+"""Plotly figures that draw in the offline book *and* in live notebooks: :func:`show`.
+
+Why not ``fig.show()``? Plotly's default notebook output is the mime type ``application/vnd.plotly.v1+json``,
+which Jupyter Book 1.x does not know (it warns "skipping unknown output mime type" and draws nothing), and its
+HTML renderers either load plotly.js from a CDN (no figure offline) or inline all 4.8 MB of it in every figure.
+
+:func:`show` displays one output bundle with two representations of the figure:
+
+- ``text/html``: a ``<div class="plotly-graph-div">`` with a stable id and a short script that calls
+  ``Plotly.newPlot``. It does not contain plotly.js: the book serves one copy of ``plotly.min.js`` from its own
+  ``_static/vendor/`` folder (``tools/build_book.sh`` copies it from the installed ``plotly`` package) on every
+  page, so the built HTML draws every figure with no network. Where no plotly.js is on the page the div says so
+  instead of failing silently.
+- ``application/vnd.plotly.v1+json``: the figure itself, which JupyterLab, Jupyter Notebook 7 and VS Code render
+  with their plotly extension (offline too); front ends prefer it to ``text/html``. The book's build sets
+  ``PADA_LITE_FIGURES=html`` (``tools/build_book.sh``), which leaves it out: myst-nb warns about every mime type
+  it does not know, and the build treats warnings as errors.
+
+In Google Colab (``google.colab`` imported), which renders neither, :func:`show` falls back to plotly's ``colab``
+renderer (Colab is online anyway).
+
+:func:`glue` records a number for the book's ``{glue:text}`` role (myst-nb) and quietly does nothing where
+myst-nb is not installed (a chapter opened in Colab).
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import sys
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+#: Name of the environment variable that selects the outputs of :func:`show`. Its value ``html`` (the book's
+#: build) gives text/html only; anything else gives text/html and the plotly mime type.
+FIGURES_ENV = "PADA_LITE_FIGURES"
+#: The plotly.js options of every figure (``responsive`` follows the width of the page's text column).
+CONFIG = {"responsive": True, "displaylogo": False}
+DEFAULT_HEIGHT = 450
+NO_PLOTLY_MESSAGE = ("This figure needs plotly.js, which this page does not load. In the book it is served from "
+                     "_static/vendor (build with tools/build_book.sh); in a notebook, a front end with the plotly "
+                     "extension (JupyterLab, Notebook 7, VS Code) draws it.")
+
+_used_ids: dict[str, int] = {}
+
+
+def in_colab() -> bool:
+    """Whether this kernel runs in Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def figure_id(fig: go.Figure, name: str | None = None) -> str:
+    """A div id that is stable from one build to the next: ``pada-fig-<name>`` or a hash of the figure's JSON.
+
+    Ids already handed out in this kernel get a ``-2``, ``-3``... suffix, so two equal figures on one page
+    still get distinct divs.
+    """
+    if name:
+        base = "pada-fig-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-").lower() or "figure")
+    else:
+        base = "pada-fig-" + hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]
+    count = _used_ids.get(base, 0) + 1
+    _used_ids[base] = count
+    return base if count == 1 else f"{base}-{count}"
+
+
+def to_html(fig: go.Figure, div_id: str, config: dict | None = None) -> str:
+    """HTML fragment drawing ``fig`` into ``<div id=div_id>`` with the page's plotly.js (not included)."""
+    spec = fig.to_plotly_json()
+    height = spec.get("layout", {}).get("height") or DEFAULT_HEIGHT
+    payload = {"data": spec.get("data", []), "layout": spec.get("layout", {}),
+               "config": {**CONFIG, **(config or {})}}
+    if spec.get("frames"):
+        payload["frames"] = spec["frames"]
+    # plotly's encoder handles numpy arrays, dates, NaN; "</" is escaped so the JSON cannot close the <script>
+    figure_json = pio.json.to_json_plotly(payload).replace("</", "<\\/")
+    message = json.dumps(f"<p><em>{html.escape(NO_PLOTLY_MESSAGE)}</em></p>")
+    return (
+        f'<div id="{div_id}" class="plotly-graph-div" style="height:{int(height)}px; width:100%;"></div>\n'
+        '<script type="text/javascript">\n'
+        "(function () {\n"
+        f'  var gd = document.getElementById("{div_id}");\n'
+        "  if (!gd) { return; }\n"
+        f'  if (typeof window.Plotly === "undefined") {{ gd.style.height = "auto"; gd.innerHTML = {message}; return; }}\n'
+        f"  window.Plotly.newPlot(gd, {figure_json});\n"
+        "})();\n"
+        "</script>"
+    )
+
+
+def glue(name: str, value) -> None:
+    """Record ``value`` under ``name`` for ``{glue:text}`name:.3f``` in the chapter's prose (numbers are never typed
+    by hand). numpy scalars become Python numbers, so format specs work. No-op without myst-nb."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # e.g. Colab: the prose shows the role, the cell outputs show the numbers
+        return
+    myst_glue(name, value, display=False)
+
+
+def show(fig: go.Figure, name: str | None = None, config: dict | None = None) -> None:
+    """Display ``fig`` so that it draws in the offline book, in JupyterLab/Notebook/VS Code and in Colab.
+
+    ``name`` makes the figure's div id ``pada-fig-<name>`` (tests and links can find it); without it the id is
+    a hash of the figure. ``config`` adds plotly.js config options to :data:`CONFIG`.
+    """
+    from IPython.display import display
+
+    if in_colab():
+        fig.show(renderer="colab", config={**CONFIG, **(config or {})})
+        return
+    div_id = figure_id(fig, name)
+    bundle = {"text/html": to_html(fig, div_id, config), "text/plain": f"<plotly figure {div_id}>"}
+    if os.environ.get(FIGURES_ENV, "").lower() != "html":
+        mime = json.loads(pio.to_json(fig, validate=False))  # plain JSON (plotly encodes numpy arrays)
+        mime["config"] = {**CONFIG, **(config or {})}
+        bundle[PLOTLY_MIME] = mime
+    display(bundle, raw=True)

@@ -1,0 +1,159 @@
+"""The lite benchmark: canonical archs, the evaluation set, resumable ground truth and its errors."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import torch
+
+from pada_lite import benchmark as bm
+from pada_lite.benchmark import (GroundTruthError, canonical_arch, compute_ground_truth, evaluation_archs,
+                                 ground_truth_report, is_conv_only, is_disconnected, load_lite_ground_truth, op_counts)
+from pada_lite.cli import main
+from pada_lite.provenance import write_json
+from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig, arch_to_str
+from pada_lite.standalone import StandaloneConfig
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one torch thread (two threads spin-wait for each other on a loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+C3, C1, SK, AP, NO = "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "avg_pool_3x3", "none"
+TINY = StandaloneConfig(train_size=256, test_size=128, image_size=8, channels=4, epochs=1, batch_size=128,
+                        group_size=2)
+
+
+# ------------------------------------------------------------------------------------- canonical archs
+@pytest.mark.parametrize("arch, canonical", [
+    ((C3, C1, C3, C1, C3, C1), (C3, C1, C3, C1, C3, C1)),            # conv-only: every edge live
+    ((NO, C3, C3, SK, C1, AP), (NO, C3, NO, SK, NO, AP)),            # node 1 unreachable: 1->2, 1->3 dead
+    ((C3, SK, C1, SK, NO, NO), (NO, NO, NO, SK, NO, NO)),            # nodes 1, 2 never reach the output
+    ((AP, C3, NO, NO, C1, SK), (C3, AP, NO, NO, SK, C1)),            # 1->2 'none': nodes 1, 2 swap, smaller index
+    ((SK, SK, SK, NO, NO, NO), (NO,) * 6),                           # disconnected: a constant network
+])
+def test_canonical_arch_worked_examples(arch, canonical):
+    assert canonical_arch(arch) == canonical
+    assert canonical_arch(canonical) == canonical
+
+
+def test_dead_edges_do_not_change_the_function():
+    torch.manual_seed(0)
+    space = SupernetConfig(channels=4, bn_affine=True, bn_track_running_stats=True)
+    arch = (C3, SK, C1, SK, NO, NO)
+    full, canonical = StandaloneNB201(arch, space), StandaloneNB201(canonical_arch(arch), space)
+    canonical.load_state_dict(full.state_dict(), strict=False)  # shared stem, reductions, classifier
+    x = torch.randn(8, 1, 8, 8)
+    torch.testing.assert_close(full(x), canonical(x))
+
+
+def test_disconnected_and_op_counts():
+    assert is_disconnected((SK, SK, SK, NO, NO, NO)) and not is_disconnected((NO, NO, NO, SK, NO, NO))
+    assert op_counts((NO, C3, C3, SK, C1, AP)) == (1, 0)  # only live edges count
+
+
+def test_evaluation_set_is_fixed_distinct_and_stratified():
+    archs = evaluation_archs()
+    assert archs == evaluation_archs() and len(archs) == len(set(archs)) == 64 + 105
+    assert sum(map(is_conv_only, archs)) == 64
+    assert all(canonical_arch(a) == a and not is_disconnected(a) for a in archs)
+    strata = Counter(op_counts(a) for a in archs if not is_conv_only(a))
+    assert set(strata) == {(i, j) for i in range(6) for j in range(6) if i + j <= 5}
+    assert set(strata.values()) == {5}
+    assert [sum(map(is_conv_only, archs[k:k + 16])) for k in (0, 16)] == [7, 6]  # units mix both kinds
+
+
+# ---------------------------------------------------------------------------------------- ground truth
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Replace training by a deterministic record; returns the list of units that were 'trained'."""
+    trained = []
+
+    def fake_run(unit, checkpoint=None):
+        trained.append(unit.name)
+        acc = [80.0 + bm.arch_to_index(a) % 7 + unit.seed * 0.1 for a in unit.archs]
+        return {"unit": unit.name, "group": unit.group, "seed": unit.seed,
+                "archs": [arch_to_str(a) for a in unit.archs], "test_acc": acc, "wall_time_s": 1.0,
+                "cpu_time_s": 1.0}
+
+    monkeypatch.setattr(bm, "_run_unit", fake_run)
+    monkeypatch.setattr(bm, "_init_worker", lambda *args: None)
+    monkeypatch.setattr(bm, "unit_steps", lambda config: 1)
+    return trained
+
+
+def run(out, limit=None, config=TINY, archs=None):
+    return compute_ground_truth(out, (0, 1), config, archs or evaluation_archs()[:4], limit_units=limit,
+                                workers=1, progress=False)
+
+
+def test_resume_skips_finished_units(tmp_path, fake_training, monkeypatch):
+    out = tmp_path / "lite"
+    written = []
+    monkeypatch.setattr(bm, "write_json", lambda path, payload: written.append(path) or write_json(path, payload))
+    partial = run(out, limit=3)
+    assert fake_training == ["g00-s0", "g00-s1", "g01-s0"] and partial["missing_units"] == ["g01-s1"]
+    assert written.count(out.with_suffix(".json")) == 4  # the merged artifact after every unit, and at the end
+    with pytest.raises(GroundTruthError, match=r"partial: units \['g01-s1'\] are missing.*pada_lite groundtruth"):
+        load_lite_ground_truth(out.with_suffix(".json"), TINY)
+    complete = run(out)
+    assert fake_training[3:] == ["g01-s1"] and complete["complete"]
+    truth = load_lite_ground_truth(out.with_suffix(".json"), TINY)
+    arch = evaluation_archs()[0]
+    assert truth[arch] == pytest.approx(80.05 + bm.arch_to_index(arch) % 7)
+    assert sorted(p.name for p in (out / "units").iterdir()) == [f"g0{g}-s{s}.json" for g in (0, 1) for s in (0, 1)]
+
+
+def test_corrupt_unit_is_reported_with_a_fix(tmp_path, fake_training):
+    out = tmp_path / "lite"
+    run(out, limit=1)
+    (out / "units" / "g00-s0.json").write_text('{"unit": "g00-s0", "test_acc": [1.0')
+    with pytest.raises(GroundTruthError, match=r"g00-s0.json is corrupt.*delete .*g00-s0.json"):
+        run(out)
+
+
+def test_unit_of_another_config_is_refused(tmp_path, fake_training):
+    out = tmp_path / "lite"
+    run(out, limit=1)
+    other = StandaloneConfig(**{**TINY.to_dict(), "epochs": 3})
+    with pytest.raises(GroundTruthError, match=r"another config \(epochs: 1 -> 3\)"):
+        run(out, config=other)
+
+
+def test_missing_artifact_and_config_mismatch(tmp_path, fake_training):
+    with pytest.raises(GroundTruthError, match=r"does not exist: compute it with `python -m pada_lite groundtruth`"):
+        load_lite_ground_truth(tmp_path / "none.json")
+    out = tmp_path / "lite"
+    run(out)
+    with pytest.raises(GroundTruthError, match="another config"):
+        load_lite_ground_truth(out.with_suffix(".json"))  # the lite preset is not TINY
+
+
+def test_report_gives_seed_taus_and_spread():
+    payload = {"seeds": [0, 1], "complete": True, "conv_only": [True, True, True, False, False],
+               "test_acc": {"0": [1.0, 2.0, 3.0, 10.0, 20.0], "1": [1.0, 3.0, 2.0, 11.0, None]}}
+    report = ground_truth_report(payload)
+    assert report["num_archs"] == 4  # the arch missing seed 1 is left out
+    assert report["conv_only"]["seed_tau"] == pytest.approx(1 / 3)
+    assert report["all"]["seed_tau"] == pytest.approx(2 / 3)
+    assert report["all"]["mean_acc_max"] == 10.5 and report["sampled"] == {"num_archs": 1}
+
+
+def test_real_units_train_and_merge(tmp_path):
+    payload = run(tmp_path / "lite", archs=evaluation_archs()[:2])
+    assert payload["complete"] and all(0 <= a <= 100 for a in payload["mean_test_acc"])
+    unit = json.loads((tmp_path / "lite" / "units" / "g00-s1.json").read_text())
+    assert unit["config"] == TINY.to_dict() and unit["seed"] == 1 and unit["pada_lite_version"]
+    assert unit["cpu_time_s"] > 0 and "cpu" in unit["device"]
+
+
+def test_cli_status_reports_progress(tmp_path, capsys):
+    assert main(["groundtruth", "--status", "--out", str(tmp_path / "lite")]) == 0
+    out = capsys.readouterr().out
+    assert "0/22 units done" in out and "missing: g00-s0" in out
+    assert json.loads((tmp_path / "lite.json").read_text())["complete"] is False
