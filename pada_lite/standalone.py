@@ -56,9 +56,10 @@ class StandaloneConfig:
     image_size: int = 16               # images resized to image_size x image_size
     train_size: int | None = 30000     # training images (None: all 60k)
     test_size: int | None = None       # test images the accuracy is measured on (None: the whole 10k test set)
+    heldout_size: int = 30000          # training-set images never trained on, evaluated besides the test set
     channels: int = 8                  # first-stage channels (NB201: 16)
     cells_per_stage: int = 1           # cells per stage (NB201: 5)
-    epochs: int = 8                    # training epochs (NB201: 200)
+    epochs: int = 7                    # training epochs (NB201: 200)
     batch_size: int = 256              # images per step (NB201: 256)
     lr: float = 0.1                    # initial learning rate, cosine-annealed per step to 0 (NB201: 0.1)
     momentum: float = 0.9              # Nesterov momentum (NB201: 0.9, nesterov)
@@ -83,7 +84,7 @@ class StandaloneConfig:
     def data_config(self) -> DataConfig:
         """The DataConfig of the training and test images."""
         return DataConfig(dataset=self.dataset, image_size=self.image_size, train_size=self.train_size,
-                          test_size=self.test_size)
+                          valid_size=self.heldout_size, test_size=self.test_size)
 
     def space_config(self) -> SupernetConfig:
         """Shape of one stand-alone network (NB201 stand-alone BN: affine, running statistics)."""
@@ -454,7 +455,7 @@ def evaluate_batched(model: BatchedNB201, data: ImageData, batch_size: int = 100
 def train_and_evaluate(archs: Sequence[Arch], seed: int, config: StandaloneConfig, splits: Splits | None = None,
                        on_step: StepCallback | None = None, checkpoint_path=None,
                        checkpoint_every_s: float = 300.0) -> dict:
-    """Train ``archs`` stand-alone (batched) with run ``seed``; test accuracy, final train loss/acc, wall/CPU time.
+    """Train ``archs`` stand-alone (batched) with run ``seed``; accuracies, final train loss/acc, wall/CPU time.
 
     With ``checkpoint_path`` the training state is saved there every ``checkpoint_every_s`` seconds and resumed.
     """
@@ -464,8 +465,18 @@ def train_and_evaluate(archs: Sequence[Arch], seed: int, config: StandaloneConfi
     identity = {"archs": [list(a) for a in archs], "seed": int(seed), "config": config.to_dict()}
     checkpoint = None if checkpoint_path is None else TrainingCheckpoint(checkpoint_path, identity, checkpoint_every_s)
     result = train_batched(model, splits.train, config, seed, on_step, checkpoint, clock)
-    result["test_acc"] = evaluate_batched(model, splits.test, config.eval_batch_size).tolist()
+    result.update(evaluation_accuracies(model, splits, config.eval_batch_size))
     return {**result, **clock.totals()}
+
+
+def evaluation_accuracies(model: BatchedNB201, splits: Splits, batch_size: int) -> dict:
+    """Accuracy (%) per network on the test set, on the held-out training images, and on both together."""
+    test = evaluate_batched(model, splits.test, batch_size)
+    if splits.valid is None:
+        return {"test_acc": test.tolist(), "heldout_acc": None, "eval_acc": test.tolist()}
+    heldout = evaluate_batched(model, splits.valid, batch_size)
+    both = (test * len(splits.test) + heldout * len(splits.valid)) / (len(splits.test) + len(splits.valid))
+    return {"test_acc": test.tolist(), "heldout_acc": heldout.tolist(), "eval_acc": both.tolist()}
 
 
 def groups_of(items: Sequence, size: int) -> list[list]:

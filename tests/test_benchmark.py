@@ -25,8 +25,8 @@ def one_thread():
 
 
 C3, C1, SK, AP, NO = "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "avg_pool_3x3", "none"
-TINY = StandaloneConfig(train_size=256, test_size=128, image_size=8, channels=4, epochs=1, batch_size=128,
-                        group_size=2)
+TINY = StandaloneConfig(train_size=256, test_size=128, heldout_size=64, image_size=8, channels=4, epochs=1,
+                        batch_size=128, group_size=2)
 
 
 # ------------------------------------------------------------------------------------- canonical archs
@@ -78,8 +78,8 @@ def fake_training(monkeypatch):
         trained.append(unit.name)
         acc = [80.0 + bm.arch_to_index(a) % 7 + unit.seed * 0.1 for a in unit.archs]
         return {"unit": unit.name, "group": unit.group, "seed": unit.seed,
-                "archs": [arch_to_str(a) for a in unit.archs], "test_acc": acc, "wall_time_s": 1.0,
-                "cpu_time_s": 1.0}
+                "archs": [arch_to_str(a) for a in unit.archs], "test_acc": acc, "eval_acc": acc,
+                "wall_time_s": 1.0, "cpu_time_s": 1.0}
 
     monkeypatch.setattr(bm, "_run_unit", fake_run)
     monkeypatch.setattr(bm, "_init_worker", lambda *args: None)
@@ -136,7 +136,7 @@ def test_missing_artifact_and_config_mismatch(tmp_path, fake_training):
 
 def test_report_gives_seed_taus_and_spread():
     payload = {"seeds": [0, 1], "complete": True, "conv_only": [True, True, True, False, False],
-               "test_acc": {"0": [1.0, 2.0, 3.0, 10.0, 20.0], "1": [1.0, 3.0, 2.0, 11.0, None]}}
+               "eval_acc": {"0": [1.0, 2.0, 3.0, 10.0, 20.0], "1": [1.0, 3.0, 2.0, 11.0, None]}}
     report = ground_truth_report(payload)
     assert report["num_archs"] == 4  # the arch missing seed 1 is left out
     assert report["conv_only"]["seed_tau"] == pytest.approx(1 / 3)
@@ -146,8 +146,10 @@ def test_report_gives_seed_taus_and_spread():
 
 def test_real_units_train_and_merge(tmp_path):
     payload = run(tmp_path / "lite", archs=evaluation_archs()[:2])
-    assert payload["complete"] and all(0 <= a <= 100 for a in payload["mean_test_acc"])
+    assert payload["complete"] and all(0 <= a <= 100 for a in payload["mean_eval_acc"])
     unit = json.loads((tmp_path / "lite" / "units" / "g00-s1.json").read_text())
+    weighted = [(128 * t + 64 * h) / 192 for t, h in zip(unit["test_acc"], unit["heldout_acc"])]
+    assert unit["eval_acc"] == pytest.approx(weighted)  # accuracy over test + held-out images
     assert unit["config"] == TINY.to_dict() and unit["seed"] == 1 and unit["pada_lite_version"]
     assert unit["cpu_time_s"] > 0 and "cpu" in unit["device"]
 
