@@ -29,3 +29,13 @@ def tiny_splits():
     """Data of the tiny config, loaded once per session."""
     from pada_lite.data import load_splits
     return load_splits(override(lite(), TINY).data)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one torch thread is as fast and immune to a busy machine (restored afterwards)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

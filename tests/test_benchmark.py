@@ -15,13 +15,7 @@ from pada_lite.provenance import write_json
 from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig, arch_to_str
 from pada_lite.standalone import StandaloneConfig
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread (two threads spin-wait for each other on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 
 C3, C1, SK, AP, NO = "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "avg_pool_3x3", "none"

@@ -14,7 +14,7 @@ from pada_lite.distributed import (DistributedTrainer, check_shardable, init_dis
                                   train_distributed)
 from pada_lite.training import Trainer
 
-from .test_fast_eval import one_thread  # noqa: F401 - autouse fixture: one CPU thread
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 WORLD = 2
 TINY_PADA = ["data.train_size=256", "data.image_size=8", "space.channels=4", "train.batch_size=64",

@@ -14,13 +14,7 @@ from pada_lite.spaces.nb201 import NB201_OPS, NB201Supernet, SupernetConfig, con
 ALL = enumerate_archs()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 
 def tiny_supernet(cells_per_stage: int = 2, **space) -> NB201Supernet:

@@ -15,7 +15,7 @@ from pada_lite.fast_eval import evaluate_archs_fast
 from pada_lite.spaces.nb201 import NB201_OPS, NB201Supernet, str_to_arch
 from pada_lite.training import Trainer, resolve_device
 
-from .test_fast_eval import one_thread  # noqa: F401 - autouse fixture: one CPU thread
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised on a machine without CUDA")
 # reference: ShunLu91/PA-DA nasbench201/train_panda_201.py defaults + scripts/train_panda_201.sh

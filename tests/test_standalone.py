@@ -10,13 +10,7 @@ from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig
 from pada_lite.standalone import (AvgPool2x2, AvgPool3x3, StandaloneConfig, build_batched, make_optimizer,
                                   per_network_loss, seeded_network, train_and_evaluate)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread (two threads spin-wait for each other on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 
 SPACE = SupernetConfig(channels=4, bn_affine=True, bn_track_running_stats=True)

@@ -14,13 +14,7 @@ from pada_lite.variance import (estimator_samples, exact_estimator_variance, gra
                                 per_coordinate_variance)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and least disturbed by other processes) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 
 def random_problem(archs=4, samples=6, dim=3, seed=0):
