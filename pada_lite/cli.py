@@ -121,9 +121,9 @@ def cmd_experiment(args) -> int:
     from .experiments import reproduce, run_experiment
     start = time.perf_counter()
     if args.command == "reproduce":
-        summaries = reproduce(force=args.force)
+        summaries = reproduce(force=args.force, workers=args.workers)
     else:
-        summaries = {args.name: run_experiment(args.name, force=args.force)}
+        summaries = {args.name: run_experiment(args.name, force=args.force, workers=args.workers)}
     for name, summary in summaries.items():
         print(f"{name}: {len(summary['units'])} runs -> data/results/{name}.json")
         for row in summary["rows"]:
@@ -177,11 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "when its config changed or with --force.")
     p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
     p.add_argument("--force", action="store_true", help="recompute every run even if its result exists")
+    p.add_argument("--workers", type=int, default=1, help="parallel single-threaded worker processes (2 on 2 cores)")
     p.set_defaults(func=cmd_experiment)
     p = sub.add_parser("reproduce", help="recompute every lite experiment artifact (progress bar with ETA)",
                        description="Recompute motivation, main, ablations and stability (needs the lite ground "
                                    "truth: python -m pada_lite groundtruth).")
     p.add_argument("--force", action="store_true", help="recompute runs whose results already exist")
+    p.add_argument("--workers", type=int, default=2, help="parallel single-threaded worker processes (default 2)")
     p.set_defaults(func=cmd_experiment)
     return parser
 

@@ -24,7 +24,7 @@ class DataConfig:
 
     dataset: str = "fashion_mnist"     # fashion_mnist | cifar10 | cifar100 | imagenet
     root: str | None = None            # None: $PADA_LITE_DATA, else the Debian/torchvision default for the dataset
-    image_size: int = 16               # resize to this square size (None keeps the native size)
+    image_size: int = 8                # resize to this square size (None keeps the native size)
     train_size: int | None = 12000     # training images used (None: all that are not held out for validation)
     valid_size: int = 0                # images held out of the training set (fixed split_seed) for validation
     test_size: int | None = None       # images of the test set used for ranking (None: the whole test set)
@@ -152,7 +152,12 @@ def override(config: RunConfig, assignments: list[str]) -> RunConfig:
 
 
 def lite() -> RunConfig:
-    """CPU preset: NB201 space on Fashion-MNIST at 16x16, C=8, one cell per stage, minutes on a laptop."""
+    """CPU preset: NB201 space on Fashion-MNIST at 8x8, C=4, 3 cells per stage, minutes on a laptop.
+
+    The size is the lite benchmark's (its stand-alone ground truth, pada_lite.benchmark): at 16x16 with C=8 and one
+    cell per stage the stem and ResNet blocks did the work, the cells barely mattered (accuracy spread 0.6 %, as small
+    as the seed noise); 3 thinner cells per stage make the cell choice matter (spread std 1.7 %).
+    """
     return RunConfig(name="lite")
 
 

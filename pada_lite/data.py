@@ -28,6 +28,10 @@ STATS = {"fashion_mnist": ((0.2860,), (0.3530,)),
          "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
          "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
+CLASS_NAMES = {  # label -> name, for plots
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")}
 
 
 class DataError(RuntimeError):

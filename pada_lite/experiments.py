@@ -1,13 +1,16 @@
 """Named experiments on the lite benchmark; each writes result artifacts (JSON with provenance) under data/results/.
 
 An experiment is a list of *units* (one supernet training + ranking each: a method, a setting and a seed). A unit's
-result is saved as soon as it finishes, so an interrupted ``reproduce`` resumes where it stopped; a unit is re-run only
-when asked (``force``) or when its config changed. ``summarise`` turns the units into the artifact the book loads.
+result (the supernet's accuracy for every evaluation arch, its training history, provenance) is saved as soon as it
+finishes, so an interrupted ``reproduce`` resumes where it stopped; a unit is re-run only when asked (``force``) or
+when its config changed. Units run in ``workers`` single-threaded processes (two on a 2-core CPU). ``summarise`` turns
+the units into the artifact the book loads and scores the rankings against the lite ground truth there, so a unit
+never depends on the ground truth and the two can be computed in parallel.
 
 - ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv archs.
 - ``main``: SPOS, FairNAS, PA only, DA only, PA&DA at equal budget; all ranking metrics, GV, wall time; 3 seeds.
 - ``ablations``: batch size, τ schedule, sample- vs class-wise DA, unweighted vs unbiased importance weighting,
-  shared vs per-edge path distribution (all on PA&DA).
+  shared vs per-edge path distribution (all on PA&DA; its reference row is the ``main`` experiment's PA&DA units).
 - ``stability`` ("Deeper Insights"): no training of its own; Kendall tau between consecutive epochs and between seeds,
   and how the supernet's top-1 arch moves, from the per-epoch rankings the ``main`` units record.
 """
@@ -29,7 +32,9 @@ from .spaces import arch_to_str, conv_only_archs
 
 SEEDS = (0, 1, 2)
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "data" / "results"
-EPOCH_RANK_TEST_IMAGES = 2000   # test images for the per-epoch rankings (stability); final rankings use all
+RANK_TEST_IMAGES = 3000         # test images each final ranking uses (169 archs x 3k images: ~90 s on one core)
+EPOCH_RANK_TEST_IMAGES = 1000   # test images of the per-epoch rankings of the 64 conv archs (stability)
+STABILITY_METHODS = ("SPOS", "PA&DA")  # main units that also rank after every epoch
 GV_SAMPLES, GV_BATCH = 16, 64   # gradient-variance measurement at every epoch end
 
 METHODS = {  # name -> config overrides
@@ -53,7 +58,7 @@ class ExperimentError(RuntimeError):
 class Unit:
     """One supernet run of an experiment."""
 
-    experiment: str
+    experiment: str                 # the folder its result is saved in (a shared reference run lives in one place)
     label: str                      # the setting, e.g. "PA&DA" or "batch=256"
     seed: int
     config: RunConfig
@@ -66,19 +71,20 @@ class Unit:
 
     @property
     def config_hash(self) -> str:
-        return config_hash(self.config)
+        return config_hash(self.config, self.rank_every_epoch)
 
 
-def config_hash(config: RunConfig) -> str:
-    """Short hash of everything in a config that changes numbers (not the progress bar)."""
+def config_hash(config: RunConfig, rank_every_epoch: bool = False) -> str:
+    """Short hash of everything in a unit's setup that changes its record (not the progress bar)."""
     d = config.to_dict()
     d["train"].pop("progress", None)
+    d["rank_every_epoch"] = bool(rank_every_epoch)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def base_config(extra: Sequence[str] = ()) -> RunConfig:
     """The lite preset as every experiment uses it (no progress bars: the runner shows one)."""
-    return override(lite(), ["train.progress=false", *extra])
+    return override(lite(), ["train.progress=false", f"data.test_size={RANK_TEST_IMAGES}", *extra])
 
 
 def _units(name: str, settings: dict[str, list[str]], seeds=SEEDS, base: Sequence[str] = (), **kw) -> list[Unit]:
@@ -86,23 +92,40 @@ def _units(name: str, settings: dict[str, list[str]], seeds=SEEDS, base: Sequenc
             for label, items in settings.items() for seed in seeds]
 
 
-def motivation_units(seeds=SEEDS) -> list[Unit]:
+def motivation_units(seeds=(0, 1)) -> list[Unit]:
     settings = {f"{k} ops": [f"space.ops={json.dumps(ops)}"] + METHODS["SPOS"] for k, ops in MOTIVATION_OPS.items()}
     return _units("motivation", settings, seeds)
 
 
 def main_units(seeds=SEEDS) -> list[Unit]:
-    return _units("main", METHODS, seeds, rank_every_epoch=True)
+    units = _units("main", METHODS, seeds)
+    for unit in units:
+        unit.rank_every_epoch = unit.label in STABILITY_METHODS
+    return units
 
 
-def ablation_units(seeds=SEEDS) -> list[Unit]:
+def stability_units(seeds=SEEDS) -> list[Unit]:
+    """The main units that rank after every epoch (no training of their own)."""
+    return [u for u in main_units(seeds) if u.rank_every_epoch]
+
+
+ABLATION_SEEDS = (0,)  # one seed per ablation setting (the main table has three): the 2-hour budget of `reproduce`
+
+
+def ablation_units(seeds=ABLATION_SEEDS) -> list[Unit]:
+    """PA&DA with one setting changed; the reference row (lite defaults) reuses the main experiment's PA&DA units."""
     pada = METHODS["PA&DA"]
-    settings = {f"batch={b}": pada + [f"train.batch_size={b}"] for b in (64, 128, 256, 512)}
-    settings.update({f"tau={t}": pada + [f"train.tau={t}"] for t in ("constant", "linear", "cosine")})
+    defaults = base_config().train
+    settings = {f"batch={b}": pada + [f"train.batch_size={b}"] for b in (64, 256, 512)}
+    settings["tau=constant 0.5"] = pada + ["train.tau=0.5"]  # half importance, half uniform from epoch 1 on
+    settings["tau=cosine"] = pada + ["train.tau=cosine"]
     settings["DA class-wise"] = pada + ["train.da_granularity=class"]
     settings["unbiased weights"] = pada + ["train.importance_weighting=true"]
     settings["per-edge PA"] = pada + ["train.pa_scope=edge"]
-    return _units("ablations", settings, seeds)
+    reference = [u for u in main_units(seeds) if u.label == "PA&DA"]
+    assert (defaults.batch_size, defaults.tau, defaults.da_granularity, defaults.pa_scope) == (128, "linear", "sample",
+                                                                                               "shared")
+    return reference + _units("ablations", settings, seeds)
 
 
 SMOKE = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4", "train.epochs=2",
@@ -114,8 +137,8 @@ def smoke_units(seeds=(0,)) -> list[Unit]:
     return _units("smoke", {k: METHODS[k] for k in ("SPOS", "PA&DA")}, seeds[:1], base=SMOKE, rank_every_epoch=True)
 
 
-EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {
-    "motivation": motivation_units, "main": main_units, "ablations": ablation_units, "stability": main_units,
+EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {  # name -> units (each with its default seeds)
+    "motivation": motivation_units, "main": main_units, "ablations": ablation_units, "stability": stability_units,
     "smoke": smoke_units}
 
 
@@ -133,13 +156,12 @@ def load_unit(unit: Unit, results_dir: Path = RESULTS_DIR) -> dict | None:
     return record if record.get("config_hash") == unit.config_hash else None
 
 
-def evaluation_set(name: str = "main") -> tuple[list[tuple], np.ndarray | None]:
-    """The benchmark's evaluation archs and their ground-truth accuracy (mean over seeds); none for 'smoke'."""
+def evaluation_archs_for(name: str) -> list[tuple]:
+    """The archs the units of experiment ``name`` rank: the benchmark's evaluation set (16 conv archs for 'smoke')."""
     if name == "smoke":
-        return conv_only_archs()[::4], None
-    from .benchmark import evaluation_archs, load_lite_ground_truth
-    archs = evaluation_archs()
-    return archs, load_lite_ground_truth().accuracies(archs)
+        return conv_only_archs()[::4]
+    from .benchmark import evaluation_archs
+    return evaluation_archs()
 
 
 def _rank_callback(archs, test, batch_size):
@@ -152,34 +174,37 @@ def _rank_callback(archs, test, batch_size):
     return rank_epoch
 
 
-def run_unit(unit: Unit, archs: Sequence[tuple], truth: np.ndarray | None, splits=None, run_dir: Path | None = None) -> dict:
-    """Train the unit's supernet, rank ``archs``, and return its record (not yet saved)."""
+def run_unit(unit: Unit, archs: Sequence[tuple], splits=None, run_dir: Path | None = None) -> dict:
+    """Train the unit's supernet, rank the ``archs`` of its space, and return its record (not yet saved)."""
     from .data import load_splits
     from .evaluation import evaluate_archs
     from .training import Trainer
     from .variance import gradient_variance_callback
     config = unit.config
     splits = splits or load_splits(config.data)
-    in_space = [i for i, a in enumerate(archs) if set(a) <= set(config.space.ops)]
-    ranked = [archs[i] for i in in_space]
+    ranked = [a for a in archs if set(a) <= set(config.space.ops)]
     callbacks = [gradient_variance_callback(GV_SAMPLES, GV_BATCH)]
     if unit.rank_every_epoch:
         sub = splits.test.subset(np.arange(min(EPOCH_RANK_TEST_IMAGES, len(splits.test))))
-        callbacks.append(_rank_callback(ranked, sub, config.rank.batch_size))
+        conv = set(conv_only_archs())
+        callbacks.append(_rank_callback([a for a in ranked if a in conv], sub, config.rank.batch_size))
     start = time.perf_counter()
     result = Trainer(config, run_dir, splits, callbacks).run()
     train_time = time.perf_counter() - start
     acc = evaluate_archs(result.model, ranked, splits.test, config.rank.batch_size)
-    metrics = {} if truth is None else _metrics(ranked, truth[in_space], acc, config)
     return {"experiment": unit.experiment, "label": unit.label, "seed": unit.seed, "config_hash": unit.config_hash,
             "archs": [arch_to_str(a) for a in ranked], "supernet_acc": [round(float(a), 3) for a in acc],
-            "metrics": metrics, "history": result.history, "train_time_s": round(train_time, 2),
+            "history": result.history, "train_time_s": round(train_time, 2),
             **provenance(config, unit.seed, result.device, time.perf_counter() - start)}
 
 
-def _metrics(archs: Sequence[tuple], true: np.ndarray, predicted: np.ndarray, config: RunConfig) -> dict:
-    """Ranking metrics over all ranked archs and over the conv-only ones among them."""
+def ranking_metrics(record: dict, truth) -> dict:
+    """Ranking metrics of a unit's supernet against ``truth`` (a GroundTruth): over all its archs and conv-only ones."""
     from .metrics import ranking_report
+    from .spaces import str_to_arch
+    config = RunConfig.from_dict(record["config"])
+    archs = [str_to_arch(a) for a in record["archs"]]
+    true, predicted = truth.accuracies(archs), np.asarray(record["supernet_acc"], dtype=float)
     conv = [k for k, a in enumerate(archs) if a in set(conv_only_archs())]
     metrics = {"all": ranking_report(true, predicted, config.rank.top_percent, config.rank.top_n)}
     if len(conv) >= 2:
@@ -187,24 +212,67 @@ def _metrics(archs: Sequence[tuple], true: np.ndarray, predicted: np.ndarray, co
     return metrics
 
 
+# ---------------------------------------------------------------------------------------- running units
+_WORKER_SPLITS: dict = {}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _run_and_save(unit: Unit, archs: Sequence[tuple], results_dir: Path) -> Path:
+    """Worker job: run ``unit`` (loading each dataset once per process) and save its record."""
+    from .data import load_splits
+    key = _data_key(unit)
+    if key not in _WORKER_SPLITS:
+        _WORKER_SPLITS[key] = load_splits(unit.config.data)
+    path = unit_path(unit, results_dir)
+    write_json(path, run_unit(unit, archs, _WORKER_SPLITS[key]))
+    return path
+
+
 def run_units(units: list[Unit], name: str, force: bool = False, results_dir: Path = RESULTS_DIR,
-              progress: bool = True) -> None:
-    """Run and save the missing or stale ``units`` (all with ``force``), with one progress bar and its ETA."""
-    todo = [u for u in units if force or load_unit(u, results_dir) is None]
+              progress: bool = True, workers: int = 1) -> None:
+    """Run and save the missing or stale ``units`` (all with ``force``), with one progress bar and its ETA.
+
+    ``workers > 1`` runs units in that many spawned processes, ``workers <= 1`` runs them here. Either way a unit
+    trains with one torch thread: CPU results depend on the thread count (reductions are split differently), and a
+    unit's numbers must not depend on where it ran.
+    """
+    todo = list({unit_path(u, results_dir): u for u in units
+                 if force or load_unit(u, results_dir) is None}.values())
     if not todo:
         return
-    archs, truth = evaluation_set(name)
-    splits = _shared_splits(todo)
     from tqdm.auto import tqdm
-    for unit in tqdm(todo, desc=f"{name}: supernet runs", disable=not progress, unit="run"):
-        write_json(unit_path(unit, results_dir), run_unit(unit, archs, truth, splits.get(_data_key(unit))))
+    bar = tqdm(total=len(todo), desc=f"{name}: supernet runs", disable=not progress, unit="run", smoothing=0.1)
+    if workers <= 1:
+        import torch
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for unit in todo:
+                _run_and_save(unit, evaluation_archs_for(unit.experiment), results_dir)
+                bar.update(1)
+        finally:
+            torch.set_num_threads(previous)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        ctx = multiprocessing.get_context("spawn")  # fork after torch started its thread pool can hang
+        with ProcessPoolExecutor(workers, ctx, _init_worker, (1,)) as pool:
+            jobs = [pool.submit(_run_and_save, u, evaluation_archs_for(u.experiment), results_dir) for u in todo]
+            for job in as_completed(jobs):
+                job.result()
+                bar.update(1)
+    bar.close()
 
 
-def run_experiment(name: str, force: bool = False, seeds=SEEDS, results_dir: Path = RESULTS_DIR,
-                   progress: bool = True) -> dict:
+def run_experiment(name: str, force: bool = False, seeds=None, results_dir: Path = RESULTS_DIR,
+                   progress: bool = True, workers: int = 1) -> dict:
     """Run the missing or stale units of experiment ``name`` (all with ``force``), then write its summary."""
     units = experiment_units(name, seeds)
-    run_units(units, name, force, results_dir, progress)
+    run_units(units, name, force, results_dir, progress, workers)
     summary = summarise(name, [load_unit(u, results_dir) for u in units])
     write_json(Path(results_dir) / f"{name}.json", summary)
     return summary
@@ -213,18 +281,20 @@ def run_experiment(name: str, force: bool = False, seeds=SEEDS, results_dir: Pat
 REPRODUCED = ("motivation", "main", "ablations", "stability")
 
 
-def reproduce(force: bool = False, results_dir: Path = RESULTS_DIR, progress: bool = True) -> dict:
+def reproduce(force: bool = False, results_dir: Path = RESULTS_DIR, progress: bool = True, workers: int = 1) -> dict:
     """Recompute every lite experiment artifact (one progress bar with ETA over all runs); returns the summaries."""
-    units = {unit_path(u, results_dir): u for name in REPRODUCED for u in experiment_units(name)}
-    run_units(list(units.values()), "reproduce", force, results_dir, progress)
+    from .benchmark import load_lite_ground_truth
+    load_lite_ground_truth()  # fail before hours of training, not after, when the ground truth is missing
+    units = [u for name in REPRODUCED for u in experiment_units(name)]
+    run_units(units, "reproduce", force, results_dir, progress, workers)
     return {name: run_experiment(name, results_dir=results_dir, progress=False) for name in REPRODUCED}
 
 
-def experiment_units(name: str, seeds=SEEDS) -> list[Unit]:
-    """The units of experiment ``name``."""
+def experiment_units(name: str, seeds=None) -> list[Unit]:
+    """The units of experiment ``name`` (``seeds``: None for the experiment's own default seeds)."""
     if name not in EXPERIMENTS:
         raise ExperimentError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
-    return EXPERIMENTS[name](seeds)
+    return EXPERIMENTS[name]() if seeds is None else EXPERIMENTS[name](seeds)
 
 
 def _data_key(unit: Unit) -> str:
@@ -262,21 +332,35 @@ def _summarise_label(records: list[dict]) -> dict:
 
 
 def summarise(name: str, records: list[dict | None]) -> dict:
-    """The experiment's artifact: mean ± std per setting over seeds (plus stability analysis for 'stability')."""
+    """The experiment's artifact: metrics against the lite ground truth, mean ± std per setting over seeds (plus the
+    stability analysis for 'stability'); 'smoke' has no ground truth and no metrics."""
     missing = sum(r is None for r in records)
     if missing:
         raise ExperimentError(f"{missing} unit(s) of experiment {name!r} are missing or stale: "
                               f"run `python -m pada_lite experiment {name}` to compute them")
+    truth, fingerprint = _ground_truth(name)
+    records = [{**r, "metrics": {} if truth is None else ranking_metrics(r, truth)} for r in records]
     labels = list(dict.fromkeys(r["label"] for r in records))
     rows = [_summarise_label([r for r in records if r["label"] == label]) for label in labels]
     summary = {"experiment": name, "rows": rows, "units": [f"{r['label']}-seed{r['seed']}" for r in records],
-               "config_hashes": sorted({r["config_hash"] for r in records}), **provenance(None, None, "cpu")}
-    summary["device"] = records[0]["device"]
+               "config_hashes": sorted({r["config_hash"] for r in records}), "ground_truth": fingerprint,
+               **provenance(None, None, "cpu")}
+    summary["device"] = records[0]["device"]  # as recorded by the units (provenance() wants a torch device)
     summary["wall_time_s"] = round(sum(r["wall_time_s"] for r in records), 1)
+    summary["per_seed"] = [{"label": r["label"], "seed": r["seed"], "metrics": r["metrics"],
+                            "train_time_s": r["train_time_s"]} for r in records]
     if name in ("stability", "smoke"):
         summary["stability"] = {label: stability_analysis([r for r in records if r["label"] == label])
                                 for label in labels}
     return summary
+
+
+def _ground_truth(name: str):
+    """(GroundTruth, its fingerprint) of the lite benchmark, or (None, None) for 'smoke'."""
+    if name == "smoke":
+        return None, None
+    from .benchmark import ground_truth_fingerprint, load_lite_ground_truth
+    return load_lite_ground_truth(), ground_truth_fingerprint()
 
 
 def stability_analysis(records: list[dict]) -> dict:
@@ -291,14 +375,15 @@ def stability_analysis(records: list[dict]) -> dict:
             "top1_per_epoch": top1, "top1_changes": [sum(a != b for a, b in zip(t, t[1:])) for t in top1]}
 
 
-def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=SEEDS) -> dict:
-    """The artifact of experiment ``name`` if it matches the current configs; recompute when asked or stale."""
+def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=None) -> dict:
+    """The artifact of experiment ``name`` if it matches the current configs and ground truth; recompute when asked
+    or stale (a changed ground truth only re-scores the saved units: no supernet is retrained)."""
     path = Path(results_dir) / f"{name}.json"
     units = experiment_units(name, seeds)
     if not recompute and path.exists():
         summary = read_json(path)
         if sorted({u.config_hash for u in units}) == summary.get("config_hashes") and \
-                len(summary.get("units", [])) == len(units):
+                len(summary.get("units", [])) == len(units) and summary.get("ground_truth") == _ground_truth(name)[1]:
             return summary
     if not recompute:
         raise ExperimentError(f"{path} is missing or was made with other settings: run "

@@ -14,7 +14,7 @@ SHARED_MIRROR = REPO.parent / "shared" / "data" / "mirror"
 if "PADA_LITE_MIRROR" not in os.environ and SHARED_MIRROR.is_dir():
     os.environ["PADA_LITE_MIRROR"] = str(SHARED_MIRROR)
 
-TINY = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4",
+TINY = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4", "space.cells_per_stage=1",
         "train.batch_size=64", "train.epochs=2", "train.progress=false", "rank.batch_size=128"]
 
 

@@ -311,6 +311,25 @@ def test_plotly_sliders_change_the_data(driver, server):
 
 
 @pytest.mark.browser
+def test_tau_schedule_slider_works_without_a_kernel(driver, server):
+    """The τ-schedule chapter's slider moves τ, the PA op distribution and the DA curve to the chosen epoch."""
+    page, div_id = "book/tau_schedule", "pada-fig-tau-schedule"
+    assert page in PAGES, f"{page} is not in _toc.yml"
+    open_page(driver, server, page)
+    wait_for(driver, "var gd = document.getElementById(arguments[0]); return !!(gd && gd._fullLayout);",
+             f"#{div_id} to draw", WAIT_S, div_id)
+    epochs = driver.execute_script("return document.getElementById(arguments[0]).layout.sliders[0].steps.length;",
+                                   div_id)
+    before, after = (json.loads(data) for data in move_plotly_slider(driver, div_id, 1.0))
+    assert before[1][0] == [1] and after[1][0] == [epochs]  # the τ marker of the first schedule moved to the end
+    assert before[2][1] != after[2][1], "the PA op distribution did not change"
+    assert before[3][1] != after[3][1], "the DA sample curve did not change"
+    title = driver.execute_script("return document.getElementById(arguments[0]).layout.title.text;", div_id)
+    assert f"end of epoch {epochs} of {epochs}" in title
+    assert "running Python kernel" in driver.find_element("css selector", "article").text  # the live-control note
+
+
+@pytest.mark.browser
 @pytest.mark.parametrize("page", [p for p in PAGES if (REPO / f"{p}.md").exists()
                                   and "format_name: myst" in (REPO / f"{p}.md").read_text().split("\n---", 1)[0]])
 def test_colab_notebook_installs_the_library(built_book, page):

@@ -17,8 +17,8 @@ from pada_lite.training import Trainer
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 WORLD = 2
-TINY_PADA = ["data.train_size=256", "data.image_size=8", "space.channels=4", "train.batch_size=64",
-             "train.epochs=3", "train.progress=false", "train.path_sampler=importance",
+TINY_PADA = ["data.train_size=256", "data.image_size=8", "space.channels=4", "space.cells_per_stage=1",
+             "train.batch_size=64", "train.epochs=3", "train.progress=false", "train.path_sampler=importance",
              "train.data_sampler=importance", "train.checkpoint_every_steps=2", "train.device=cpu"]
 
 

@@ -55,6 +55,57 @@ def test_unknown_experiment_and_unit_layout():
     assert sorted({len(u.config.space.ops) for u in motivation}) == [2, 3, 4, 5]
 
 
+def test_ablations_share_the_main_pada_runs_and_change_one_setting_each():
+    main = {u.config_hash: u for u in experiment_units("main") if u.label == "PA&DA"}
+    ablations = experiment_units("ablations")
+    reference = [u for u in ablations if u.config_hash in main]
+    assert len(reference) == len(experiments.ABLATION_SEEDS)
+    assert all(unit_path(u) == unit_path(main[u.config_hash]) for u in reference)  # one saved result, two tables
+    base = main[reference[0].config_hash].config.train
+    for unit in ablations:
+        if unit in reference:
+            continue
+        changed = {k for k, v in unit.config.train.__dict__.items() if getattr(base, k) != v} - {"seed"}
+        assert len(changed) == 1, (unit.label, changed)
+
+
+def _fake_truth(archs, offset=0.0):
+    from pada_lite.groundtruth import GroundTruth
+    return GroundTruth({a: 50.0 + offset + (hash(a) % 1000) / 10 for a in archs})
+
+
+def test_summaries_score_units_against_the_current_ground_truth(tmp_path, monkeypatch):
+    from pada_lite.metrics import kendall_tau
+    from pada_lite.spaces import str_to_arch
+    shutil.copytree(RESULTS_DIR / "smoke", tmp_path / "smoke")
+    records = [load_unit(u, tmp_path) for u in experiment_units("smoke")]
+    archs = [str_to_arch(a) for a in records[0]["archs"]]
+    truth = _fake_truth(archs)
+    monkeypatch.setattr(experiments, "_ground_truth", lambda name: (truth, "fp-1"))
+    summary = experiments.summarise("main-like", records)
+    for row, record in zip(summary["per_seed"], records):
+        expected = kendall_tau(truth.accuracies(archs), record["supernet_acc"])
+        assert row["metrics"]["all"]["kendall_tau"] == pytest.approx(expected)
+    assert summary["ground_truth"] == "fp-1"
+    (tmp_path / "smoke.json").write_text(json.dumps({**summary, "config_hashes": sorted(
+        {u.config_hash for u in experiment_units("smoke")}), "units": summary["units"]}))
+    assert load_experiment("smoke", results_dir=tmp_path)["ground_truth"] == "fp-1"
+    monkeypatch.setattr(experiments, "_ground_truth", lambda name: (_fake_truth(archs, 1.0), "fp-2"))
+    with pytest.raises(ExperimentError, match="missing or was made with other settings"):
+        load_experiment("smoke", results_dir=tmp_path)  # a new ground truth makes the summary stale
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_results_as_one_process(tmp_path):
+    experiments.run_units(experiment_units("smoke"), "smoke", results_dir=tmp_path / "one", progress=False)
+    experiments.run_units(experiment_units("smoke"), "smoke", results_dir=tmp_path / "two", progress=False, workers=2)
+    for unit in experiment_units("smoke"):
+        one = json.loads(unit_path(unit, tmp_path / "one").read_text())
+        two = json.loads(unit_path(unit, tmp_path / "two").read_text())
+        assert one["supernet_acc"] == two["supernet_acc"]
+        assert [h["train_loss"] for h in one["history"]] == pytest.approx([h["train_loss"] for h in two["history"]])
+
+
 def test_stability_analysis_counts_top1_moves():
     records = [{"history": [{"epoch_supernet_acc": row} for row in ([1, 2, 3], [3, 2, 1], [3, 2, 1])],
                 "supernet_acc": [3, 2, 1]},

@@ -20,8 +20,9 @@ from pada_lite.spaces import NB201Supernet, enumerate_archs
 from pada_lite.training import CHECKPOINT, Trainer, TrainingError, train_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.train_size=600", "data.test_size=200", "data.image_size=8", "space.channels=4", "train.batch_size=32",
-        "train.epochs=3", "train.progress=false", "train.path_sampler=importance", "train.data_sampler=importance"]
+TINY = ["data.train_size=600", "data.test_size=200", "data.image_size=8", "space.channels=4",
+        "space.cells_per_stage=1", "train.batch_size=32", "train.epochs=3", "train.progress=false",
+        "train.path_sampler=importance", "train.data_sampler=importance"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # same threads in every process
 
 

@@ -165,7 +165,7 @@ def test_pa_all_zero_scores_fall_back_to_uniform_with_a_warning():
 
 def test_pa_parametric_ops_come_from_the_model():
     ops = ("none", C3, "avg_pool_3x3")
-    model = NB201Supernet(SupernetConfig(ops=ops, channels=2))
+    model = NB201Supernet(SupernetConfig(ops=ops, channels=2, cells_per_stage=1))
     sampler = ImportancePathSampler(ops, generator(), tau=1.0)
     for cell in range(3):
         set_conv_grad(model, cell, 0, C3, 2.0)

@@ -61,7 +61,7 @@ def test_supernet_forward_shapes_and_none_edges():
 
 
 def test_supernet_with_op_subset_has_only_those_ops():
-    net = NB201Supernet(SupernetConfig(ops=("nor_conv_1x1", "nor_conv_3x3"), channels=4))
+    net = NB201Supernet(SupernetConfig(ops=("nor_conv_1x1", "nor_conv_3x3"), channels=4, cells_per_stage=1))
     names = {n.split(".")[4] for n, _ in net.named_parameters() if ".edges." in n}
     assert names == {"nor_conv_1x1", "nor_conv_3x3"}
     assert len(list(net.op_parameters("nor_conv_3x3"))) == 3 * 6  # 3 cells x 6 edges x 1 conv weight

@@ -13,7 +13,7 @@ from pada_lite.standalone import (AvgPool2x2, AvgPool3x3, StandaloneConfig, buil
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 
 
-SPACE = SupernetConfig(channels=4, bn_affine=True, bn_track_running_stats=True)
+SPACE = SupernetConfig(channels=4, cells_per_stage=1, bn_affine=True, bn_track_running_stats=True)
 ARCHS = [("nor_conv_3x3",) * 6,
          ("none", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none", "nor_conv_3x3"),  # node 1 gets zeros
          ("none", "none", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "none"),         # conv of a zero node

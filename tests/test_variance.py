@@ -109,7 +109,7 @@ def tiny_data(n: int) -> ImageData:
 
 def tiny_model() -> NB201Supernet:
     torch.manual_seed(0)
-    return NB201Supernet(SupernetConfig(channels=2, num_classes=3))
+    return NB201Supernet(SupernetConfig(channels=2, cells_per_stage=1, num_classes=3))
 
 
 def test_gv_is_zero_without_randomness_and_zero_for_ops_off_the_path():
@@ -137,8 +137,9 @@ def test_gv_leaves_weights_grads_and_every_rng_untouched():
     assert all(p.grad is None for p in model.parameters()) and not model.training
 
 
-TINY = ["data.train_size=300", "data.test_size=100", "data.image_size=8", "space.channels=4", "train.batch_size=50",
-        "train.epochs=2", "train.progress=false", "train.path_sampler=importance", "train.data_sampler=importance"]
+TINY = ["data.train_size=300", "data.test_size=100", "data.image_size=8", "space.channels=4",
+        "space.cells_per_stage=1", "train.batch_size=50", "train.epochs=2", "train.progress=false",
+        "train.path_sampler=importance", "train.data_sampler=importance"]
 
 
 def test_gv_callback_logs_per_epoch_without_changing_training():
