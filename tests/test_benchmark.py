@@ -153,3 +153,16 @@ def test_cli_status_reports_progress(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "0/22 units done" in out and "missing: g00-s0" in out
     assert json.loads((tmp_path / "lite.json").read_text())["complete"] is False
+
+
+def test_fingerprint_follows_the_ground_truth_values(tmp_path, fake_training):
+    from pada_lite.benchmark import ground_truth_fingerprint
+    out = tmp_path / "lite"
+    run(out)
+    artifact = out.with_suffix(".json")
+    first = ground_truth_fingerprint(artifact)
+    assert ground_truth_fingerprint(artifact) == first  # deterministic
+    payload = json.loads(artifact.read_text())
+    payload["mean_eval_acc"][0] += 0.01
+    artifact.write_text(json.dumps(payload))
+    assert ground_truth_fingerprint(artifact) != first  # experiment summaries scored on the old values go stale
