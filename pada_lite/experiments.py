@@ -301,17 +301,6 @@ def _data_key(unit: Unit) -> str:
     return json.dumps(dataclasses.asdict(unit.config.data), sort_keys=True)
 
 
-def _shared_splits(units: list[Unit]) -> dict:
-    """Load each distinct dataset once for all units."""
-    from .data import load_splits
-    out = {}
-    for unit in units:
-        out.setdefault(_data_key(unit), None)
-        if out[_data_key(unit)] is None:
-            out[_data_key(unit)] = load_splits(unit.config.data)
-    return out
-
-
 # ------------------------------------------------------------------------------------------- summaries
 def _mean_std(values: Sequence[float]) -> dict:
     v = np.asarray(values, dtype=float)

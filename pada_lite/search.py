@@ -137,15 +137,15 @@ def evolutionary_search(fitness: Fitness, budget: int, population: int = 50, par
     rng, cached = np.random.default_rng(seed), CachedFitness(fitness)
     space_list = sorted(allowed) if allowed is not None else None
     valid = (lambda a: a in allowed) if allowed is not None else (lambda a: True)
-    generation = _fresh(rng, population, cached, valid, lambda: _draw(rng, space_list, ops), max_tries)
+    generation = _fresh(population, cached, valid, lambda: _draw(rng, space_list, ops), max_tries)
     curve = [float(cached(generation).max())]
     while len(cached.order) < budget:
         top = sorted(cached.values, key=cached.values.get, reverse=True)[:parents]
         half = population // 2
-        children = _fresh(rng, min(half, budget - len(cached.order)), cached, valid,
+        children = _fresh(min(half, budget - len(cached.order)), cached, valid,
                           lambda: mutate(top[int(rng.integers(len(top)))], rng, mutation_prob, ops), max_tries)
         crossovers = min(population - half, budget - len(cached.order) - len(children)) if len(top) >= 2 else 0
-        children += _fresh(rng, crossovers, cached, valid,
+        children += _fresh(crossovers, cached, valid,
                            lambda: crossover(*[top[i] for i in _two_distinct(rng, len(top))], rng),
                            max_tries, taken=children)
         if not children:
@@ -155,7 +155,7 @@ def evolutionary_search(fitness: Fitness, budget: int, population: int = 50, par
     return cached.result(curve)
 
 
-def _fresh(rng, count: int, cached: CachedFitness, valid, make: Callable[[], Arch], max_tries: int,
+def _fresh(count: int, cached: CachedFitness, valid, make: Callable[[], Arch], max_tries: int,
            taken: Sequence[Arch] = ()) -> list[Arch]:
     """Up to ``count`` new valid archs from ``make`` that are not evaluated yet (gives up after ``max_tries``)."""
     out: list[Arch] = []
