@@ -128,7 +128,8 @@ def ablation_units(seeds=ABLATION_SEEDS) -> list[Unit]:
     return reference + _units("ablations", settings, seeds)
 
 
-SMOKE = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4", "train.epochs=2",
+SMOKE = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4",
+         "space.cells_per_stage=3", "train.epochs=2",
          "train.batch_size=64", "rank.batch_size=128"]
 
 

@@ -188,8 +188,8 @@ class SupernetConfig:
     """Shape of an NB201 supernet (defaults: the lite preset)."""
 
     ops: tuple = NB201_OPS             # candidate ops on every edge (any subset of NB201_OPS)
-    channels: int = 4                  # channels of the first stage; doubled at each reduction (paper: 16)
-    cells_per_stage: int = 3           # search cells per stage, 3 stages (paper: 5)
+    channels: int = 8                  # channels of the first stage; doubled at each reduction (paper: 16)
+    cells_per_stage: int = 1           # search cells per stage, 3 stages (paper: 5)
     in_channels: int = 1               # image channels (Fashion-MNIST 1, CIFAR 3)
     num_classes: int = 10
     bn_affine: bool = False            # reference PA&DA: BN without learnable affine ...
