@@ -68,6 +68,7 @@ from .standalone import StandaloneConfig, groups_of, total_steps
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "data" / "groundtruth" / "lite"
+PILOT_RECORD = REPO / "data" / "groundtruth" / "lite_pilot.json"  # the settings tried before the lite one
 SAMPLE_SEED = 0            # draws the stratified sample
 SAMPLE_PER_STRATUM = 5     # archs per (n_conv3x3, n_conv1x1) stratum: 21 strata -> 105 archs
 ORDER_SEED = 0             # fixed order of the evaluation archs (units mix conv-only and sampled archs)
@@ -476,4 +477,17 @@ def subset_report(acc: np.ndarray) -> dict:
             "mean_acc_min": float(mean.min()), "mean_acc_max": float(mean.max()),
             "mean_acc_std": float(mean.std()),
             "seed_abs_diff_mean": float(np.abs(diffs).mean()),
-            "seed_std": float(diffs.std() / np.sqrt(2.0))}
+            "seed_std": float(diffs.std() / np.sqrt(2.0)), **half_split_tau(acc)}
+
+
+def half_split_tau(acc: np.ndarray) -> dict:
+    """Tau between the mean accuracies of two disjoint halves of the seeds (mean over the splits), for >= 4 seeds:
+    how well a ground truth of ``S/2`` averaged seeds reproduces. {} for fewer seeds."""
+    seeds = len(acc)
+    if seeds < 4:
+        return {}
+    half = seeds // 2
+    splits = [(a, tuple(i for i in range(seeds) if i not in a)[:half])
+              for a in itertools.combinations(range(seeds), half) if 0 in a]
+    taus = [kendall_tau(acc[list(a)].mean(0), acc[list(b)].mean(0)) for a, b in splits]
+    return {"half_seeds": half, "half_tau": float(np.mean(taus))}

@@ -134,6 +134,16 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import README, results_markdown, update_readme
+    if args.update_readme:
+        update_readme()
+        print(f"updated the results block of {README}")
+    else:
+        print(results_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pada_lite",
@@ -185,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute runs whose results already exist")
     p.add_argument("--workers", type=int, default=2, help="parallel single-threaded worker processes (default 2)")
     p.set_defaults(func=cmd_experiment)
+    p = sub.add_parser("report", help="print the lite result tables (ground truth, main, motivation)",
+                       description="Markdown tables made from data/groundtruth/lite.json and data/results/*.json.")
+    p.add_argument("--update-readme", action="store_true", help="rewrite the results block of README.md")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

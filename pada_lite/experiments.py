@@ -316,9 +316,27 @@ def _summarise_label(records: list[dict]) -> dict:
             row[subset] = {k: _mean_std([r["metrics"][subset][k] for r in records]) for k in keys}
     row["grad_var_final"] = _mean_std([r["history"][-1]["grad_var"] for r in records])
     row["grad_var_curve"] = np.mean([[h["grad_var"] for h in r["history"]] for r in records], axis=0).tolist()
+    row["supernet_seed_tau"] = supernet_seed_tau(records)
     row["train_time_s"] = _mean_std([r["train_time_s"] for r in records])
     row["final_train_acc"] = _mean_std([r["history"][-1]["train_acc"] for r in records])
     return row
+
+
+def supernet_seed_tau(records: list[dict]) -> dict:
+    """Kendall tau between the rankings of supernets trained with different seeds (all ranked archs, conv-only):
+    the supernet's own consistency, which needs no ground truth. {} for one seed."""
+    from .metrics import kendall_tau
+    from .spaces import str_to_arch
+    conv = set(conv_only_archs())
+    conv_idx = [k for k, a in enumerate(records[0]["archs"]) if str_to_arch(a) in conv]
+    pairs = [(a, b) for i, a in enumerate(records) for b in records[i + 1:]]
+    if not pairs:
+        return {}
+    acc = [(np.asarray(a["supernet_acc"]), np.asarray(b["supernet_acc"])) for a, b in pairs]
+    out = {"all": _mean_std([kendall_tau(x, y) for x, y in acc])}
+    if len(conv_idx) >= 2:
+        out["conv64"] = _mean_std([kendall_tau(x[conv_idx], y[conv_idx]) for x, y in acc])
+    return out
 
 
 def summarise(name: str, records: list[dict | None]) -> dict:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from pada_lite import benchmark as bm
 from pada_lite.benchmark import (GroundTruthError, canonical_arch, compute_ground_truth, evaluation_archs,
-                                 ground_truth_report, is_conv_only, is_disconnected, load_lite_ground_truth, op_counts)
+                                 ground_truth_report, is_conv_only, is_disconnected, load_lite_ground_truth, op_counts,
+                                 subset_report)
 from pada_lite.cli import main
 from pada_lite.provenance import write_json
 from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig, arch_to_str
@@ -166,3 +168,15 @@ def test_fingerprint_follows_the_ground_truth_values(tmp_path, fake_training):
     payload["mean_eval_acc"][0] += 0.01
     artifact.write_text(json.dumps(payload))
     assert ground_truth_fingerprint(artifact) != first  # experiment summaries scored on the old values go stale
+
+
+def test_half_split_tau_compares_means_of_disjoint_seed_halves():
+    acc = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 4.0, 3.0], [2.0, 1.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])  # [S, N]
+    report = subset_report(acc)
+    # splits {0,1}|{2,3}, {0,2}|{1,3}, {0,3}|{1,2}: means [1, 2, 3.5, 3.5] vs [1.5, 1.5, 3, 4] etc.
+    from pada_lite.metrics import kendall_tau
+    expected = np.mean([kendall_tau(acc[[0, 1]].mean(0), acc[[2, 3]].mean(0)),
+                        kendall_tau(acc[[0, 2]].mean(0), acc[[1, 3]].mean(0)),
+                        kendall_tau(acc[[0, 3]].mean(0), acc[[1, 2]].mean(0))])
+    assert report["half_seeds"] == 2 and report["half_tau"] == pytest.approx(expected)
+    assert "half_tau" not in subset_report(acc[:3])

@@ -115,3 +115,15 @@ def test_stability_analysis_counts_top1_moves():
     assert out["top1_per_epoch"] == [[2, 0, 0], [2, 2, 1]] and out["top1_changes"] == [1, 1]
     np.testing.assert_allclose(out["tau_consecutive_epochs"][0], [-1.0, 1.0])
     np.testing.assert_allclose(out["tau_between_seeds"], [-1 / 3])
+
+
+def test_supernet_seed_tau_compares_the_seeds_rankings():
+    from pada_lite.experiments import supernet_seed_tau
+    from pada_lite.spaces import arch_to_str, conv_only_archs
+    archs = [arch_to_str(a) for a in conv_only_archs()[:3]] + ["|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    records = [{"archs": archs, "supernet_acc": acc} for acc in ([1, 2, 3, 4], [1, 2, 3, 4], [3, 2, 1, 4])]
+    out = supernet_seed_tau(records)
+    # pairs (0,1): all tau 1; (0,2) and (1,2): all 0 (3 discordant of 6), conv-only -1
+    assert out["all"]["mean"] == pytest.approx(1 / 3) and out["all"]["n"] == 3
+    assert out["conv64"]["mean"] == pytest.approx(-1 / 3)
+    assert supernet_seed_tau(records[:1]) == {}

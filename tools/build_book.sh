@@ -10,9 +10,10 @@
 # Steps
 #   1. book/_static/vendor/plotly.min.js  <- the installed plotly package (pada_lite.plotting.show needs it)
 #   2. book/_static/vendor/mathjax/       <- npm package mathjax@$MATHJAX_VERSION, cached in data/cache/book-vendor
-#   3. book/<chapter>.ipynb               <- jupytext from the MyST sources, plus an install cell for Colab
+#   3. book/<chapter>.ipynb               <- tools/colab_notebooks.py: the MyST sources plus an install cell (Colab;
+#                                            committed, so that the launch buttons find them on GitHub)
 #   4. jupyter-book build . --all -W -n --keep-going   (notebooks executed: execute_notebooks: force)
-# Everything written here is git-ignored (book/_static/vendor/, book/**/*.ipynb, data/cache/, _build/).
+# Everything else written here is git-ignored (book/_static/vendor/, data/cache/, _build/).
 # The chapters train small supernets with torch on all cores; on a machine busy with other jobs, OMP_NUM_THREADS=1
 # avoids thread oversubscription (measured on a shared 2-core machine: 20x faster than the default 2 threads).
 set -euo pipefail
@@ -77,43 +78,8 @@ cp -r "$MJ_PKG/es5/output/chtml" "$VENDOR/mathjax/output/"
 cp "$MJ_PKG/LICENSE" "$VENDOR/mathjax/LICENSE"
 
 # ---------------------------------------------------------------------------------------------- 3. Colab notebooks
-step "writing Colab notebooks (book/*.ipynb) from the MyST sources"
-"$PY" - <<'PYEOF'
-"""book/<chapter>.md (MyST notebook) -> book/<chapter>.ipynb whose first cell installs pada_lite when missing."""
-import importlib
-from pathlib import Path
-
-import jupytext
-import nbformat
-import yaml
-
-repo = yaml.safe_load(Path("_config.yml").read_text())["repository"]
-url, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
-install = (
-    "# Colab or a fresh environment: install the pada_lite library if it is missing (the book's build has it).\n"
-    "try:\n"
-    "    import pada_lite\n"
-    "except ImportError:\n"
-    f'    %pip install --quiet "pada-lite @ git+{url}@{branch}"\n'
-    "    import importlib\n"
-    "    importlib.invalidate_caches()\n"
-    "    import pada_lite\n"
-)
-written = []
-for md in sorted(Path("book").rglob("*.md")):
-    if "_static" in md.parts or "format_name: myst" not in md.read_text(encoding="utf-8").split("\n---", 1)[0]:
-        continue  # plain Markdown pages have nothing to run
-    nb = jupytext.read(md)
-    cell = nbformat.v4.new_code_cell(install)
-    cell.metadata["tags"] = ["colab-install"]
-    nb.cells.insert(0, cell)
-    nb.metadata.pop("jupytext", None)
-    target = md.with_suffix(".ipynb")
-    nbformat.validate(nb)
-    jupytext.write(nb, target, fmt="ipynb")
-    written.append(target.as_posix())
-print(f"   {len(written)} notebooks: {', '.join(written)}")
-PYEOF
+step "writing Colab notebooks (book/*.ipynb, committed) from the MyST sources"
+"$PY" tools/colab_notebooks.py || fail "tools/colab_notebooks.py failed (see above)"
 
 # ---------------------------------------------------------------------------------------------- 4. build
 config_args=()

@@ -1,0 +1,101 @@
+"""Markdown tables of the lite results, made from the artifacts (README, notes): numbers are never typed by hand.
+
+``python -m pada_lite report`` prints them; ``--update-readme`` rewrites the block between the README's
+``<!-- results:start -->`` and ``<!-- results:end -->`` markers, and a test checks that the README matches the
+artifacts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def pm(stat: dict, digits: int = 3) -> str:
+    """'mean ± std' of a summary statistic (just the mean for one value)."""
+    if stat["n"] < 2:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def ground_truth_table(report: dict) -> str:
+    """Seed-to-seed Kendall tau, accuracy range and seed noise of the lite ground truth, per arch subset."""
+    rows = []
+    for subset, name in (("all", "all"), ("conv_only", "64 conv-only"), ("sampled", "sampled")):
+        r = report[subset]
+        rows.append([f"{name} ({r['num_archs']})", f"{r['seed_tau']:.3f}",
+                     f"{r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f}", f"{r['seed_std']:.2f}"])
+    return _table(["archs", "seed-to-seed Kendall tau", "mean accuracy (%)", "seed std (%)"], rows)
+
+
+def main_table(summary: dict) -> str:
+    """Main experiment: ranking metrics (all evaluation archs), conv-only tau, GV and train time, mean ± std."""
+    rows = []
+    for row in summary["rows"]:
+        a = row["all"]
+        top_p = next(k for k in a if k.startswith("p_at_top"))
+        top_n = next(k for k in a if k.endswith("_rank") and k.startswith("top"))
+        rows.append([row["label"], pm(a["kendall_tau"]), pm(a["spearman_rho"]), pm(a[top_p], 2), pm(a[top_n], 1),
+                     pm(row["conv64"]["kendall_tau"]), f"{row['grad_var_final']['mean']:.3g}",
+                     f"{row['train_time_s']['mean']:.0f}"])
+    seeds = summary["rows"][0]["all"]["kendall_tau"]["n"]
+    n = top_n[len("top"):-len("_rank")]
+    return _table([f"method ({seeds} seeds)", "Kendall tau", "Spearman", f"P@Top{top_p[len('p_at_top'):]}%",
+                   f"Top-{n} rank (1 = best)", "tau conv-64", "GV (final)", "train s"], rows)
+
+
+def motivation_table(summary: dict) -> str:
+    """Motivation experiment: final GV and Kendall tau on the 64 conv archs per number of candidate ops."""
+    rows = [[row["label"], f"{row['grad_var_final']['mean']:.3g}", pm(row["conv64"]["kendall_tau"])]
+            for row in summary["rows"]]
+    return _table(["candidate ops per edge", "GV (final, mean)", "Kendall tau on the 64 conv archs"], rows)
+
+
+def results_markdown() -> str:
+    """All lite result tables, from data/groundtruth/lite.json and data/results/{main,motivation}.json."""
+    from .benchmark import ground_truth_report
+    from .experiments import load_experiment
+    main, motivation = load_experiment("main"), load_experiment("motivation")
+    return "\n\n".join([
+        "Lite ground truth (`data/groundtruth/lite.json`; 40k unseen images per arch):", ground_truth_table(
+            ground_truth_report()),
+        "Main experiment (`data/results/main.json`; scored against the lite ground truth; train s: one run's wall time "
+        "on one core, including the GV measurement after every epoch and, for SPOS and PA&DA, the per-epoch ranking "
+        "of the 64 conv archs):", main_table(main),
+        "Motivation (`data/results/motivation.json`; SPOS; the conv-only ground truth is itself noise, see above):",
+        motivation_table(motivation),
+        f"Recomputing these supernet runs (`python -m pada_lite reproduce --workers 2`) took "
+        f"{reproduce_wall_hours():.2f} h on this project's 2-core CPU."])
+
+
+def reproduce_wall_hours(results_dir: Path | None = None) -> float:
+    """Elapsed hours of the last `reproduce`: first unit start to last unit end, from the unit records."""
+    from datetime import datetime, timedelta
+
+    from .experiments import REPRODUCED, RESULTS_DIR, experiment_units, load_unit
+    records = [load_unit(u, results_dir or RESULTS_DIR) for name in REPRODUCED for u in experiment_units(name)]
+    records = [r for r in records if r is not None]
+    ends = [datetime.fromisoformat(r["created"]) for r in records]
+    starts = [e - timedelta(seconds=r["wall_time_s"]) for e, r in zip(ends, records)]
+    return (max(ends) - min(starts)).total_seconds() / 3600
+
+
+def readme_block(text: str) -> str:
+    """The results block of a README text (between the markers)."""
+    if START not in text or END not in text:
+        raise ValueError(f"the README has no {START} ... {END} block")
+    return text[text.index(START) + len(START):text.index(END)].strip()
+
+
+def update_readme(path: Path = README) -> None:
+    """Rewrite the README's results block from the artifacts."""
+    text = path.read_text()
+    readme_block(text)  # checks the markers
+    head, rest = text.split(START, 1)
+    path.write_text(f"{head}{START}\n{results_markdown()}\n{END}{rest.split(END, 1)[1]}")

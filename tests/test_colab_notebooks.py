@@ -1,0 +1,37 @@
+"""The committed Colab notebooks are the chapters' MyST sources plus an install cell, and up to date."""
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("colab_notebooks", REPO / "tools" / "colab_notebooks.py")
+colab = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(colab)
+
+
+def test_every_chapter_has_an_up_to_date_notebook():
+    assert colab.chapter_sources(), "no MyST chapters found under book/"
+    stale = [str(md.relative_to(REPO)) for md in colab.stale_notebooks()]
+    assert not stale, f"notebooks out of date with their sources: {stale}; run python tools/colab_notebooks.py"
+
+
+def test_notebook_starts_with_the_install_cell_and_keeps_the_chapter_cells(tmp_path):
+    md = tmp_path / "chapter.md"
+    header = (REPO / "book" / "variance.md").read_text().split("\n---", 1)[0] + "\n---\n"  # a real chapter's
+    md.write_text(header + "\n# Title\n\n```{code-cell} ipython3\nx = 1\n```\n")
+    nb = json.loads(colab.colab_notebook_text(md))
+    first, *rest = nb["cells"]
+    assert "%pip install" in "".join(first["source"]) and first["metadata"]["tags"] == ["colab-install"]
+    assert [c["cell_type"] for c in rest] == ["markdown", "code"] and "".join(rest[1]["source"]) == "x = 1"
+    assert all(c.get("outputs", []) == [] for c in nb["cells"])
+    assert colab.colab_notebook_text(md) == colab.colab_notebook_text(md)  # deterministic: committed files are stable
+
+
+def test_check_mode_reports_a_stale_notebook(tmp_path, monkeypatch, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "c.md").write_text("---\njupytext:\n  text_representation:\n    format_name: myst\n---\n\n# C\n")
+    monkeypatch.setattr(colab, "BOOK", book)
+    monkeypatch.setattr(colab, "REPO", tmp_path)
+    assert colab.main(["--check"]) == 1 and "c.ipynb is out of date" in capsys.readouterr().out
+    assert colab.main([]) == 0 and colab.main(["--check"]) == 0

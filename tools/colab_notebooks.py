@@ -1,0 +1,74 @@
+"""book/<chapter>.md (MyST notebook) -> book/<chapter>.ipynb for Colab, first cell installing pada_lite when missing.
+
+The notebooks are committed (Colab opens them from GitHub; the launch buttons point at them) and carry no outputs.
+``python tools/colab_notebooks.py`` rewrites them; ``--check`` only reports the ones out of date with their sources
+(a test runs it, so a changed chapter whose notebook was not regenerated fails CI).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BOOK = REPO / "book"
+CONFIG = REPO / "_config.yml"  # its repository: section names the address the install cell uses
+
+
+def install_cell_source() -> str:
+    """The first cell: install pada_lite from the book's repository when it is not importable (Colab keeps its torch)."""
+    repo = yaml.safe_load(CONFIG.read_text())["repository"]
+    url, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
+    return ("# Colab or a fresh environment: install the pada_lite library if it is missing (the book's build has it).\n"
+            "try:\n"
+            "    import pada_lite\n"
+            "except ImportError:\n"
+            f'    %pip install --quiet "pada-lite @ git+{url}@{branch}"\n'
+            "    import importlib\n"
+            "    importlib.invalidate_caches()\n"
+            "    import pada_lite\n")
+
+
+def chapter_sources() -> list[Path]:
+    """The executable chapters: MyST-notebook .md files under book/ (plain Markdown pages have nothing to run)."""
+    return [md for md in sorted(BOOK.rglob("*.md")) if "_static" not in md.parts
+            and "format_name: myst" in md.read_text(encoding="utf-8").split("\n---", 1)[0]]
+
+
+def colab_notebook_text(md: Path) -> str:
+    """The .ipynb text of chapter ``md``: its cells without outputs, after the install cell."""
+    nb = jupytext.read(md)
+    cell = nbformat.v4.new_code_cell(install_cell_source())
+    cell.metadata["tags"] = ["colab-install"]
+    nb.cells.insert(0, cell)
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"cell-{i:03d}"  # deterministic ids: the committed file changes only when its source does
+    nb.metadata.pop("jupytext", None)
+    nbformat.validate(nb)
+    return jupytext.writes(nb, fmt="ipynb")
+
+
+def stale_notebooks() -> list[Path]:
+    """Chapters whose committed notebook is missing or differs from what their source gives."""
+    return [md for md in chapter_sources()
+            if not md.with_suffix(".ipynb").exists()
+            or md.with_suffix(".ipynb").read_text(encoding="utf-8") != colab_notebook_text(md)]
+
+
+def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        stale = stale_notebooks()
+        for md in stale:
+            print(f"{md.with_suffix('.ipynb').relative_to(REPO)} is out of date: run python tools/colab_notebooks.py")
+        return 1 if stale else 0
+    for md in chapter_sources():
+        md.with_suffix(".ipynb").write_text(colab_notebook_text(md), encoding="utf-8")
+    print(f"   {len(chapter_sources())} Colab notebooks written under {BOOK.relative_to(REPO)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
