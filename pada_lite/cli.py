@@ -112,8 +112,9 @@ def cmd_groundtruth(args) -> int:
         for subset in ("all", "conv_only", "sampled"):
             r = report[subset]
             if "seed_tau" in r:
-                print(f"  {subset:9s} {r['num_archs']:3d} archs: seed-to-seed tau {r['seed_tau']:.3f}, mean acc "
-                      f"{r['mean_acc_min']:.2f}..{r['mean_acc_max']:.2f} %, seed std {r['seed_std']:.2f} %")
+                halves = (f", two {r['half_seeds']}-seed means {r['half_tau']:.3f}" if "half_tau" in r else "")
+                print(f"  {subset:9s} {r['num_archs']:3d} archs: seed-to-seed tau {r['seed_tau']:.3f}{halves}, mean "
+                      f"acc {r['mean_acc_min']:.2f}..{r['mean_acc_max']:.2f} %, seed std {r['seed_std']:.2f} %")
     return 0
 
 
@@ -171,11 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (accuracies equal up to rounding)")
     p.add_argument("--out", help="output JSON (default <run>/rank_<archs>.json)")
     p.set_defaults(func=cmd_rank)
+    from .benchmark import SEEDS
     p = sub.add_parser("groundtruth", help="train the lite benchmark's evaluation archs stand-alone (resumable)",
                        description="Compute the lite benchmark's ground truth: every evaluation arch trained "
                                    "stand-alone per seed. Each finished unit is saved in <out>/units/; re-running "
                                    "continues where it stopped; <out>.json is the merged artifact.")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                   help=f"training seeds (default: {' '.join(map(str, SEEDS))}; the ground truth is the mean over "
+                        "the seeds that every arch has, so it stays usable while more are added)")
     p.add_argument("--limit-units", type=int, help="train at most this many missing units, then stop")
     p.add_argument("--status", action="store_true", help="train nothing: rebuild the artifact, report progress")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes, 1 thread each (default 2)")

@@ -36,6 +36,8 @@ RANK_TEST_IMAGES = 3000         # test images each final ranking uses (169 archs
 EPOCH_RANK_TEST_IMAGES = 1000   # test images of the per-epoch rankings of the 64 conv archs (stability)
 STABILITY_METHODS = ("SPOS", "PA&DA")  # main units that also rank after every epoch
 GV_SAMPLES, GV_BATCH = 16, 64   # gradient-variance measurement at every epoch end
+LATE_EPOCHS = 10                # GV is also summarised as the mean over the last epochs: one 16-draw measurement
+                                # is heavy-tailed under importance weights (1 / (N q) spans orders of magnitude)
 
 METHODS = {  # name -> config overrides
     "SPOS": ["train.path_sampler=uniform", "train.data_sampler=uniform"],
@@ -315,6 +317,9 @@ def _summarise_label(records: list[dict]) -> dict:
             keys = [k for k in records[0]["metrics"][subset] if k != "num_archs"]
             row[subset] = {k: _mean_std([r["metrics"][subset][k] for r in records]) for k in keys}
     row["grad_var_final"] = _mean_std([r["history"][-1]["grad_var"] for r in records])
+    late = [[h["grad_var"] for h in r["history"][-LATE_EPOCHS:]] for r in records]  # [seeds, <= LATE_EPOCHS]
+    row["grad_var_late"] = _mean_std([np.mean(g) for g in late])
+    row["grad_var_late_swing"] = float(max(max(g) / max(min(g), 1e-30) for g in late))
     row["grad_var_curve"] = np.mean([[h["grad_var"] for h in r["history"]] for r in records], axis=0).tolist()
     row["supernet_seed_tau"] = supernet_seed_tau(records)
     row["train_time_s"] = _mean_std([r["train_time_s"] for r in records])

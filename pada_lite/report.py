@@ -25,13 +25,20 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def ground_truth_table(report: dict) -> str:
-    """Seed-to-seed Kendall tau, accuracy range and seed noise of the lite ground truth, per arch subset."""
+    """Seed-to-seed Kendall tau (single runs; with >= 4 seeds also between two disjoint half-means and projected to
+    the whole mean), accuracy range and seed noise of the lite ground truth, per arch subset."""
+    halves = "half_tau" in report["all"]
+    seeds = len(report["seeds"])
     rows = []
     for subset, name in (("all", "all"), ("conv_only", "64 conv-only"), ("sampled", "sampled")):
         r = report[subset]
-        rows.append([f"{name} ({r['num_archs']})", f"{r['seed_tau']:.3f}",
+        extra = [f"{r['half_tau']:.3f}", f"{r['full_tau_projected']:.3f}"] if halves else []
+        rows.append([f"{name} ({r['num_archs']})", f"{r['seed_tau']:.3f}", *extra,
                      f"{r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f}", f"{r['seed_std']:.2f}"])
-    return _table(["archs", "seed-to-seed Kendall tau", "mean accuracy (%)", "seed std (%)"], rows)
+    extra = ([f"tau between two {report['all']['half_seeds']}-seed means",
+              f"projected tau of the {seeds}-seed mean"] if halves else [])
+    return _table(["archs", "seed-to-seed Kendall tau (single runs)", *extra, "mean accuracy (%)",
+                   "seed std (%)"], rows)
 
 
 def main_table(summary: dict) -> str:
@@ -59,12 +66,16 @@ def motivation_table(summary: dict) -> str:
 
 def results_markdown() -> str:
     """All lite result tables, from data/groundtruth/lite.json and data/results/{main,motivation}.json."""
-    from .benchmark import ground_truth_report
+    from .benchmark import ground_truth_cost, ground_truth_report, read_artifact
     from .experiments import load_experiment
     main, motivation = load_experiment("main"), load_experiment("motivation")
+    payload = read_artifact()
+    cost, report = ground_truth_cost(payload), ground_truth_report(payload)
     return "\n\n".join([
-        "Lite ground truth (`data/groundtruth/lite.json`; 40k unseen images per arch):", ground_truth_table(
-            ground_truth_report()),
+        f"Lite ground truth (`data/groundtruth/lite.json`; 40k unseen images per arch; the mean of "
+        f"{len(report['seeds'])} seeds):", ground_truth_table(report),
+        f"Its {cost['units']} units took {cost['cpu_h']:.1f} CPU hours ({cost['cpu_h_per_seed']:.2f} per seed): "
+        f"about {cost['wall_h']:.1f} h on two idle cores.",
         "Main experiment (`data/results/main.json`; scored against the lite ground truth; train s: one run's wall time "
         "on one core, including the GV measurement after every epoch and, for SPOS and PA&DA, the per-epoch ranking "
         "of the 64 conv archs):", main_table(main),

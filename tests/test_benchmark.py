@@ -153,7 +153,7 @@ def test_real_units_train_and_merge(tmp_path):
 def test_cli_status_reports_progress(tmp_path, capsys):
     assert main(["groundtruth", "--status", "--out", str(tmp_path / "lite")]) == 0
     out = capsys.readouterr().out
-    assert "0/22 units done" in out and "missing: g00-s0" in out
+    assert f"0/{11 * len(bm.SEEDS)} units done" in out and "missing: g00-s0" in out
     assert json.loads((tmp_path / "lite.json").read_text())["complete"] is False
 
 
@@ -180,3 +180,34 @@ def test_half_split_tau_compares_means_of_disjoint_seed_halves():
                         kendall_tau(acc[[0, 3]].mean(0), acc[[1, 2]].mean(0))])
     assert report["half_seeds"] == 2 and report["half_tau"] == pytest.approx(expected)
     assert "half_tau" not in subset_report(acc[:3])
+
+
+def test_tau_of_averages_is_spearman_brown_on_the_greiner_correlation():
+    from pada_lite.benchmark import tau_of_averages
+    assert tau_of_averages(0.5, 1) == pytest.approx(0.5)
+    r = np.sin(np.pi * 0.5 / 2)  # 0.707
+    assert tau_of_averages(0.5, 2) == pytest.approx(2 / np.pi * np.arcsin(2 * r / (1 + r)))
+    assert tau_of_averages(0.5, 2) < tau_of_averages(0.5, 4) < tau_of_averages(0.5, 8) < 1.0
+    assert tau_of_averages(-0.2, 8) == 0.0 and tau_of_averages(1.0, 3) == pytest.approx(1.0)
+
+
+def test_split_half_is_projected_to_the_whole_mean_for_an_even_seed_count():
+    from pada_lite.benchmark import tau_of_averages
+    rng = np.random.default_rng(0)
+    acc = rng.normal(size=30) + rng.normal(scale=0.7, size=(6, 30))  # [S, N]: 6 noisy runs of 30 archs
+    report = subset_report(acc)
+    assert report["half_seeds"] == 3
+    assert report["full_tau_projected"] == pytest.approx(tau_of_averages(report["half_tau"], 2))
+    assert report["half_tau"] > report["seed_tau"]  # averaging 3 runs beats single runs on this noise
+    assert subset_report(acc[:5])["full_tau_projected"] is None  # odd: the halves do not make up the whole
+
+
+def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
+    from pada_lite.benchmark import ground_truth_cost
+    payload = {"seeds": [0, 1, 2], "complete_seeds": [0, 1],
+               "units": {"a": {"seed": 0, "cpu_time_s": 3600.0}, "b": {"seed": 1, "cpu_time_s": 7200.0},
+                         "c": {"seed": 0, "cpu_time_s": None}, "d": {"seed": 1},
+                         "e": {"seed": 2, "cpu_time_s": 99999.0}}}  # seed 2 is still training: not in the mean
+    cost = ground_truth_cost(payload)
+    assert cost["cpu_h"] == pytest.approx(1.5 * 4) and cost["cpu_h_per_seed"] == pytest.approx(3.0)
+    assert cost["wall_h"] == pytest.approx(3.0) and cost["timed_units"] == 2 and cost["seeds"] == 2

@@ -34,7 +34,7 @@ CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--no-default-browser-check", "--window-size=1280,1000")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-LOCAL_SCHEMES = {"data", "blob", "about", "chrome", "chrome-extension", "devtools"}
+LOCAL_SCHEMES = {"data", "blob", "about", "chrome", "chrome-extension", "chrome-untrusted", "devtools"}  # browser-internal
 INSTALL_HINT = "apt-get install chromium chromium-driver (Debian), or set CHROMIUM and CHROMEDRIVER to their paths"
 WAIT_S = 60
 # Text (outside code) that still looks like Markdown table rows or MyST roles: a Markdown output rendered as

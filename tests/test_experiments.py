@@ -127,3 +127,15 @@ def test_supernet_seed_tau_compares_the_seeds_rankings():
     assert out["all"]["mean"] == pytest.approx(1 / 3) and out["all"]["n"] == 3
     assert out["conv64"]["mean"] == pytest.approx(-1 / 3)
     assert supernet_seed_tau(records[:1]) == {}
+
+
+def test_late_gradient_variance_averages_the_last_epochs_and_reports_their_swing(monkeypatch):
+    from pada_lite.experiments import LATE_EPOCHS, _summarise_label
+    monkeypatch.setattr(experiments, "supernet_seed_tau", lambda records: {})  # these records hold no rankings
+    gv = [1.0] * 5 + [1e-3, 1e-1] * (LATE_EPOCHS // 2)  # a heavy-tailed measurement in the last epochs
+    records = [{"label": "x", "seed": s, "metrics": {}, "train_time_s": 1.0,
+                "history": [{"grad_var": g * (s + 1), "train_acc": 50.0} for g in gv]} for s in (0, 1)]
+    row = _summarise_label(records)
+    assert row["grad_var_final"]["mean"] == pytest.approx(0.1 * 1.5)
+    assert row["grad_var_late"]["mean"] == pytest.approx(np.mean([0.0505, 0.101]))
+    assert row["grad_var_late_swing"] == pytest.approx(100.0)

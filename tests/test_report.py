@@ -1,4 +1,5 @@
 """The README's result tables are made from the artifacts, and say what the artifacts say."""
+import numpy as np
 import pytest
 
 from pada_lite.report import README, main_table, motivation_table, pm, readme_block, results_markdown
@@ -38,3 +39,20 @@ def test_readme_block_requires_the_markers():
 def test_readme_results_match_the_artifacts():
     """Fails when an artifact changed and `python -m pada_lite report --update-readme` was not run."""
     assert readme_block(README.read_text()) == results_markdown()
+
+
+def test_ground_truth_table_adds_the_split_half_columns_with_four_seeds():
+    from pada_lite.benchmark import subset_report
+    from pada_lite.report import ground_truth_table
+    rng = np.random.default_rng(1)
+    acc = rng.normal(size=12) + rng.normal(scale=0.5, size=(4, 12))  # [S, N]
+    conv = np.arange(12) < 5
+    report = {"seeds": [0, 1, 2, 3], "all": subset_report(acc), "conv_only": subset_report(acc[:, conv]),
+              "sampled": subset_report(acc[:, ~conv])}
+    table = ground_truth_table(report).splitlines()
+    assert "tau between two 2-seed means" in table[0] and "projected tau of the 4-seed mean" in table[0]
+    assert f"{report['all']['half_tau']:.3f}" in table[2] and table[3].startswith("| 64 conv-only (5)")
+    two = {k: (v if k == "seeds" else subset_report(acc[:2, conv if k == "conv_only" else slice(None)]))
+           for k, v in report.items()}
+    two["seeds"] = [0, 1]
+    assert "2-seed means" not in ground_truth_table(two)
