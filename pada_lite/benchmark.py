@@ -26,7 +26,7 @@ session continues mid-unit: ``python -m pada_lite groundtruth`` again.
 stage, 20,000 training images, 6 epochs (474 SGD steps of 256): a short-budget accuracy, as NAS-Bench-201's 12-epoch
 table. Each network is scored on 40,000 images it never trained on: the whole 10,000-image test set plus 30,000
 held-out training-set images (``eval_acc``; the test set alone is kept as ``test_acc``). The ground truth is the
-**mean over seeds** ``SEEDS`` (0..7): single runs agree only to a Kendall tau of about 0.55, so the reliability that
+**mean over seeds** ``SEEDS`` (0..7): single runs agree only to a Kendall tau of about 0.57, so the reliability that
 matters is that of the mean, measured by splitting the seeds into two disjoint halves (:func:`half_split_tau`) and
 projected to the whole mean by Spearman-Brown (:func:`tau_of_averages`). Seeds are added without invalidating
 anything: the merged artifact averages the seeds that every arch has (``complete_seeds``).
@@ -44,12 +44,12 @@ How it was chosen (``data/groundtruth/lite_pilot.json``; pilot archs: the first 
   stayed.
 - Four more settings on the first 16 archs, 2 seeds each (``benchmarks/pilot_groundtruth.py``): batch 128 at lr
   0.05, 16x16 with 3 cells (12k images) and with 1 cell, 28x28 with 1 cell (10k images, 4 epochs). Their ratio of
-  seed noise to spread is 0.47-1.0 against 0.52 for the lite setting on the same archs: training the networks
+  seed noise to spread is 0.57-1.0 against 0.52 for the lite setting on the same archs: training the networks
   better shrinks the noise and the spread together. Hence the seeds are averaged instead.
 
 Budget (measured with two single-threaded workers on the 2-core machine): 4-6 CPU-minutes per unit of 16 archs, 11
-units per seed: about 1 CPU hour per seed, so the 8-seed ground truth takes about 4 h on two idle cores; resumable
-across sessions. ``--seeds`` adds or removes seeds without recomputing the others.
+units per seed: 0.88 CPU hours per seed, so the 8-seed ground truth takes about 3.5 h on two idle cores (the README
+line is computed from the unit records); resumable across sessions. ``--seeds`` adds or removes seeds without recomputing the others.
 """
 from __future__ import annotations
 
@@ -476,7 +476,7 @@ def ground_truth_report(payload: dict | str | Path | None = None, score: str = "
     held-out images, the ground truth; test_acc: test set alone), over the complete seeds (with fewer than two:
     over all seeds and the archs that have every one)."""
     payload = payload if isinstance(payload, dict) else read_artifact(payload)
-    done = payload.get("complete_seeds", [])
+    done = complete_seeds(payload)
     seeds = [str(s) for s in (done if len(done) >= 2 else payload["seeds"])]  # else: archs with every seed
     acc = np.array([[np.nan if v is None else v for v in payload[score][s]] for s in seeds])  # [S, N]
     have = ~np.isnan(acc).any(axis=0)
