@@ -68,7 +68,7 @@ import numpy as np
 
 from .groundtruth import GroundTruth
 from .metrics import kendall_tau
-from .provenance import provenance, read_json, write_json
+from .provenance import cpu_model, provenance, read_json, write_json
 from .spaces.nb201 import (EDGES, NUM_NODES, PARAMETRIC_OPS, Arch, arch_to_index, arch_to_str, conv_only_archs,
                            enumerate_archs, str_to_arch)
 from .standalone import StandaloneConfig, groups_of, total_steps
@@ -337,7 +337,7 @@ def _train_units(pending: list[Unit], out_dir: Path, config: StandaloneConfig, w
     from tqdm.auto import tqdm
     bar = tqdm(total=unit_steps(config) * len(pending), unit="step", disable=not progress, smoothing=0.05,
                desc=f"ground truth: {len(pending)} units")
-    label = f"cpu ({os.cpu_count()} cores), {max(1, workers)} worker process(es) x {threads or 'default'} thread(s)"
+    label = f"cpu ({os.cpu_count()} cores, {cpu_model()}), {max(1, workers)} worker process(es) x {threads or 'default'} thread(s)"
     for unit, record in _unit_results(pending, out_dir, config, workers, threads, bar):
         record = {**record, **provenance(config, unit.seed, "cpu")}
         record["device"] = label
@@ -496,9 +496,30 @@ def ground_truth_cost(payload: dict, cores: int = 2) -> dict:
     timed = [u["cpu_time_s"] for u in units if u.get("cpu_time_s")]
     unit_h = float(np.mean(timed)) / 3600
     cpu_h = unit_h * len(units)
+    units_per_seed = len(units) / len(seeds)
     return {"cpu_h": cpu_h, "cpu_h_per_seed": cpu_h / len(seeds), "wall_h": cpu_h / cores, "cores": cores,
             "seeds": len(seeds), "units": len(units), "timed_units": len(timed),
-            "cpu_min_per_unit": unit_h * 60}
+            "cpu_min_per_unit": unit_h * 60, "by_cpu": cost_by_cpu(units, units_per_seed, len(seeds), cores)}
+
+
+def unit_cpu(device: str | None) -> str:
+    """The CPU named in a unit's device label ('cpu (2 cores, AMD EPYC, AVX2), ...' -> 'AMD EPYC, AVX2')."""
+    inside = (device or "").partition("(")[2].partition(")")[0]
+    return inside.partition(", ")[2] or "CPU not recorded"
+
+
+def cost_by_cpu(units: Sequence[dict], units_per_seed: float, num_seeds: int, cores: int) -> dict:
+    """Per CPU kind: timed units, CPU minutes per unit, and what the whole ground truth would take on it alone."""
+    by_cpu: dict[str, list[float]] = {}
+    for u in units:
+        if u.get("cpu_time_s"):
+            by_cpu.setdefault(unit_cpu(u.get("device")), []).append(u["cpu_time_s"])
+    out = {}
+    for cpu, times in by_cpu.items():
+        per_seed_h = float(np.mean(times)) * units_per_seed / 3600
+        out[cpu] = {"timed_units": len(times), "cpu_min_per_unit": float(np.mean(times)) / 60,
+                    "cpu_h_per_seed": per_seed_h, "wall_h_all_seeds": per_seed_h * num_seeds / cores}
+    return out
 
 
 def subset_report(acc: np.ndarray) -> dict:
@@ -518,8 +539,9 @@ def subset_report(acc: np.ndarray) -> dict:
 
 def half_split_tau(acc: np.ndarray) -> dict:
     """Tau between the mean accuracies of two disjoint halves of the seeds (mean over the splits), for >= 4 seeds:
-    how well a ground truth of ``S/2`` averaged seeds reproduces; and, for even S, the split-half value projected to
-    the whole S-seed mean (:func:`tau_of_averages` with 2). {} for fewer seeds."""
+    how well a ground truth of ``h = S // 2`` averaged seeds reproduces (for odd S each split leaves one seed out);
+    and that value projected to the whole S-seed mean (:func:`tau_of_averages` with ``S / h`` times as many runs).
+    {} for fewer seeds."""
     seeds = len(acc)
     if seeds < 4:
         return {}
@@ -529,13 +551,14 @@ def half_split_tau(acc: np.ndarray) -> dict:
     taus = [kendall_tau(acc[list(a)].mean(0), acc[list(b)].mean(0)) for a, b in splits]
     half_tau = float(np.mean(taus))
     return {"half_seeds": half, "half_tau": half_tau,
-            "full_tau_projected": tau_of_averages(half_tau, 2) if seeds % 2 == 0 else None}
+            "full_tau_projected": tau_of_averages(half_tau, seeds / half)}
 
 
-def tau_of_averages(single_tau: float, num_averaged: int) -> float:
+def tau_of_averages(single_tau: float, num_averaged: float) -> float:
     """Projected tau between two independent means of ``num_averaged`` runs, from the tau between two single runs:
-    Spearman-Brown ``r_k = k r / (1 + (k-1) r)`` on Greiner's ``r = sin(pi tau / 2)`` (normal scores). A tau of at
-    most 0 gives 0: there is no agreement for averaging to build on."""
+    Spearman-Brown ``r_k = k r / (1 + (k-1) r)`` on Greiner's ``r = sin(pi tau / 2)`` (normal scores); ``k`` may be
+    a ratio (means of 4 runs -> means of 9: k = 9/4). A tau of at most 0 gives 0: there is no agreement for
+    averaging to build on."""
     r = max(float(np.sin(np.pi * single_tau / 2)), 0.0)
     r_k = num_averaged * r / (1 + (num_averaged - 1) * r)
     return float(2 / np.pi * np.arcsin(r_k))

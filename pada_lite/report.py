@@ -75,7 +75,7 @@ def results_markdown() -> str:
         f"Lite ground truth (`data/groundtruth/lite.json`; 40k unseen images per arch; the mean of "
         f"{len(report['seeds'])} seeds):", ground_truth_table(report),
         f"Its {cost['units']} units took {cost['cpu_h']:.1f} CPU hours ({cost['cpu_h_per_seed']:.2f} per seed): "
-        f"about {cost['wall_h']:.1f} h on two idle cores.",
+        f"about {cost['wall_h']:.1f} h on two idle cores. {cost_by_cpu_sentence(cost)}",
         "Main experiment (`data/results/main.json`; scored against the lite ground truth; train s: one run's wall time "
         "on one core, including the GV measurement after every epoch and, for SPOS and PA&DA, the per-epoch ranking "
         "of the 64 conv archs):", main_table(main),
@@ -83,6 +83,14 @@ def results_markdown() -> str:
         motivation_table(motivation),
         f"Recomputing these supernet runs (`python -m pada_lite reproduce --workers 2`) took "
         f"{reproduce_wall_hours():.2f} h on this project's 2-core CPU."])
+
+
+def cost_by_cpu_sentence(cost: dict) -> str:
+    """What the whole ground truth takes on each CPU kind its units ran on (they differ several-fold)."""
+    parts = [f"{cpu}: {c['cpu_min_per_unit']:.1f} CPU minutes per unit ({c['timed_units']} units), "
+             f"{c['wall_h_all_seeds']:.1f} h for all {cost['seeds']} seeds"
+             for cpu, c in sorted(cost["by_cpu"].items(), key=lambda kv: kv[1]["cpu_min_per_unit"])]
+    return f"By CPU kind, on two idle cores: {'; '.join(parts)}." if len(parts) > 1 else ""
 
 
 def reproduce_wall_hours(results_dir: Path | None = None) -> float:

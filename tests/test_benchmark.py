@@ -191,7 +191,7 @@ def test_tau_of_averages_is_spearman_brown_on_the_greiner_correlation():
     assert tau_of_averages(-0.2, 8) == 0.0 and tau_of_averages(1.0, 3) == pytest.approx(1.0)
 
 
-def test_split_half_is_projected_to_the_whole_mean_for_an_even_seed_count():
+def test_split_half_is_projected_to_the_whole_mean():
     from pada_lite.benchmark import tau_of_averages
     rng = np.random.default_rng(0)
     acc = rng.normal(size=30) + rng.normal(scale=0.7, size=(6, 30))  # [S, N]: 6 noisy runs of 30 archs
@@ -199,7 +199,10 @@ def test_split_half_is_projected_to_the_whole_mean_for_an_even_seed_count():
     assert report["half_seeds"] == 3
     assert report["full_tau_projected"] == pytest.approx(tau_of_averages(report["half_tau"], 2))
     assert report["half_tau"] > report["seed_tau"]  # averaging 3 runs beats single runs on this noise
-    assert subset_report(acc[:5])["full_tau_projected"] is None  # odd: the halves do not make up the whole
+    odd = subset_report(acc[:5])  # halves of 2 seeds, one left out per split; the whole mean has 5/2 as many runs
+    assert odd["half_seeds"] == 2
+    assert odd["full_tau_projected"] == pytest.approx(tau_of_averages(odd["half_tau"], 2.5))
+    assert tau_of_averages(odd["half_tau"], 2) < odd["full_tau_projected"]
 
 
 def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
@@ -211,3 +214,20 @@ def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
     cost = ground_truth_cost(payload)
     assert cost["cpu_h"] == pytest.approx(1.5 * 4) and cost["cpu_h_per_seed"] == pytest.approx(3.0)
     assert cost["wall_h"] == pytest.approx(3.0) and cost["timed_units"] == 2 and cost["seeds"] == 2
+    assert cost["by_cpu"] == {"CPU not recorded": pytest.approx(
+        {"timed_units": 2, "cpu_min_per_unit": 90.0, "cpu_h_per_seed": 3.0, "wall_h_all_seeds": 3.0})}
+
+
+def test_ground_truth_cost_is_split_by_the_cpu_each_unit_ran_on():
+    from pada_lite.benchmark import ground_truth_cost, unit_cpu
+    fast, slow = "cpu (2 cores, Intel Xeon, AVX512), 2 worker process(es) x 1 thread(s)", \
+        "cpu (2 cores, AMD EPYC, AVX2), 2 worker process(es) x 1 thread(s)"
+    assert unit_cpu(slow) == "AMD EPYC, AVX2" and unit_cpu("cpu (2 cores), 1 worker") == "CPU not recorded"
+    payload = {"seeds": [0, 1], "complete_seeds": [0, 1],
+               "units": {"a": {"seed": 0, "cpu_time_s": 600.0, "device": fast},
+                         "b": {"seed": 1, "cpu_time_s": 600.0, "device": fast},
+                         "c": {"seed": 0, "cpu_time_s": 1800.0, "device": slow},
+                         "d": {"seed": 1, "cpu_time_s": 1800.0, "device": slow}}}
+    by_cpu = ground_truth_cost(payload)["by_cpu"]  # 2 units per seed, 2 seeds, 2 cores
+    assert by_cpu["Intel Xeon, AVX512"]["cpu_h_per_seed"] == pytest.approx(2 * 600 / 3600)
+    assert by_cpu["AMD EPYC, AVX2"]["wall_h_all_seeds"] == pytest.approx(2 * 1800 / 3600)
