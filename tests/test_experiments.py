@@ -9,19 +9,53 @@ from pada_lite.experiments import (RESULTS_DIR, ExperimentError, experiment_unit
                                    run_experiment, unit_path)
 
 
+def assert_same_run(new: dict, old: dict) -> None:
+    """Two records of one unit agree: same archs, identical accuracies, loss and GV to float rounding."""
+    assert new["archs"] == old["archs"]
+    assert new["supernet_acc"] == old["supernet_acc"]
+    for a, b in zip(new["history"], old["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["grad_var"] == pytest.approx(b["grad_var"], rel=1e-5)
+        assert a["epoch_supernet_acc"] == b["epoch_supernet_acc"]
+
+
+def recorded_cpu(record: dict) -> str:
+    """The CPU model a record names in its device label ('' for records made before labels had it)."""
+    label = record.get("device", "")
+    return label.partition("(")[2].rpartition(",")[0]
+
+
 @pytest.mark.slow
 def test_smoke_experiment_reproduces_committed_artifact(tmp_path):
+    """Same seed, same result on CPU. oneDNN picks other kernels on other CPU kinds (AVX2 vs AVX-512), and PA&DA's
+    importance sampling turns last-bit differences into other draws (measured: GV 15 % apart after 2 epochs), so
+    the artifact is matched exactly on the CPU kind that made it; elsewhere the run must reproduce itself exactly
+    and stay close to the artifact."""
+    from pada_lite.provenance import cpu_model
     committed = [load_unit(u) for u in experiment_units("smoke")]
     assert all(committed), "data/results/smoke/ is missing or stale: run `python -m pada_lite experiment smoke`"
-    run_experiment("smoke", force=True, results_dir=tmp_path, progress=False)
+    run_experiment("smoke", force=True, results_dir=tmp_path / "a", progress=False)
+    same_cpu = all(recorded_cpu(old) == cpu_model() for old in committed)
+    if not same_cpu:
+        run_experiment("smoke", force=True, results_dir=tmp_path / "b", progress=False)
     for unit, old in zip(experiment_units("smoke"), committed):
-        new = json.loads(unit_path(unit, tmp_path).read_text())
+        new = json.loads(unit_path(unit, tmp_path / "a").read_text())
+        if same_cpu:
+            assert_same_run(new, old)
+            continue
+        assert_same_run(new, json.loads(unit_path(unit, tmp_path / "b").read_text()))
         assert new["archs"] == old["archs"]
-        assert new["supernet_acc"] == old["supernet_acc"]  # same seed, same CPU code path: identical
-        for a, b in zip(new["history"], old["history"]):
-            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
-            assert a["grad_var"] == pytest.approx(b["grad_var"], rel=1e-5)
-            assert a["epoch_supernet_acc"] == b["epoch_supernet_acc"]
+        gap = np.abs(np.subtract(new["supernet_acc"], old["supernet_acc"]))  # accuracy points, 256 images each
+        assert gap.mean() < 1.5 and gap.max() < 5.0  # measured across CPU kinds: mean 0.76, max 2.34 (PA&DA)
+        for a, b in zip(new["history"], old["history"], strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+            assert a["grad_var"] == pytest.approx(b["grad_var"], rel=0.5)
+
+
+def test_recorded_cpu_reads_the_model_from_the_device_label():
+    assert recorded_cpu({"device": "cpu (AMD EPYC, AVX2, 1 thread)"}) == "AMD EPYC, AVX2"
+    assert recorded_cpu({"device": "cpu (x86_64, 1 thread)"}) == "x86_64"
+    assert recorded_cpu({}) == ""
 
 
 def test_finished_units_are_not_rerun(tmp_path, monkeypatch):
