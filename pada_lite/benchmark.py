@@ -69,7 +69,7 @@ import numpy as np
 
 from .groundtruth import GroundTruth
 from .metrics import kendall_tau
-from .provenance import cpu_model, provenance, read_json, write_json
+from .provenance import cpu_model, label_cpu, provenance, read_json, write_json
 from .spaces.nb201 import (EDGES, NUM_NODES, PARAMETRIC_OPS, Arch, arch_to_index, arch_to_str, conv_only_archs,
                            enumerate_archs, str_to_arch)
 from .standalone import StandaloneConfig, groups_of, total_steps
@@ -338,7 +338,8 @@ def _train_units(pending: list[Unit], out_dir: Path, config: StandaloneConfig, w
     from tqdm.auto import tqdm
     bar = tqdm(total=unit_steps(config) * len(pending), unit="step", disable=not progress, smoothing=0.05,
                desc=f"ground truth: {len(pending)} units")
-    label = f"cpu ({os.cpu_count()} cores, {cpu_model()}), {max(1, workers)} worker process(es) x {threads or 'default'} thread(s)"
+    label = (f"cpu ({os.cpu_count()} cores, {cpu_model()}), "
+             f"{max(1, workers)} worker process(es) x {threads or 'default'} thread(s)")
     for unit, record in _unit_results(pending, out_dir, config, workers, threads, bar):
         record = {**record, **provenance(config, unit.seed, "cpu")}
         record["device"] = label
@@ -503,22 +504,17 @@ def ground_truth_cost(payload: dict, cores: int = 2) -> dict:
             "cpu_min_per_unit": unit_h * 60, "by_cpu": cost_by_cpu(units, units_per_seed, len(seeds), cores)}
 
 
-def unit_cpu(device: str | None) -> str:
-    """The CPU named in a unit's device label ('cpu (2 cores, AMD EPYC, AVX2), ...' -> 'AMD EPYC, AVX2')."""
-    inside = (device or "").partition("(")[2].partition(")")[0]
-    return inside.partition(", ")[2] or "CPU not recorded"
-
-
 def cost_by_cpu(units: Sequence[dict], units_per_seed: float, num_seeds: int, cores: int) -> dict:
     """Per CPU kind: timed units, CPU minutes per unit, and what the whole ground truth would take on it alone."""
     by_cpu: dict[str, list[float]] = {}
     for u in units:
         if u.get("cpu_time_s"):
-            by_cpu.setdefault(unit_cpu(u.get("device")), []).append(u["cpu_time_s"])
+            by_cpu.setdefault(label_cpu(u.get("device")) or "CPU not recorded", []).append(u["cpu_time_s"])
     out = {}
     for cpu, times in by_cpu.items():
-        per_seed_h = float(np.mean(times)) * units_per_seed / 3600
-        out[cpu] = {"timed_units": len(times), "cpu_min_per_unit": float(np.mean(times)) / 60,
+        unit_s = float(np.mean(times))
+        per_seed_h = unit_s * units_per_seed / 3600
+        out[cpu] = {"timed_units": len(times), "cpu_min_per_unit": unit_s / 60,
                     "cpu_h_per_seed": per_seed_h, "wall_h_all_seeds": per_seed_h * num_seeds / cores}
     return out
 

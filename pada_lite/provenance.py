@@ -5,6 +5,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,6 +34,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+
+
+def label_cpu(label: str | None) -> str:
+    """The CPU a device label names ('cpu (2 cores, AMD EPYC, AVX2), ...' or 'cpu (AMD EPYC, AVX2, 1 thread)' ->
+    'AMD EPYC, AVX2'); '' for labels written before they named it ('cpu (2 cores), ...')."""
+    parts = (label or "").partition("(")[2].partition(")")[0].split(", ")
+    return ", ".join(p for p in parts if p and not re.fullmatch(r"\d+ (cores|threads?)", p))
 
 
 def git_commit() -> str | None:

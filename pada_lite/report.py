@@ -90,7 +90,7 @@ def cost_by_cpu_sentence(cost: dict) -> str:
     parts = [f"{cpu}: {c['cpu_min_per_unit']:.1f} CPU minutes per unit ({c['timed_units']} units), "
              f"{c['wall_h_all_seeds']:.1f} h for all {cost['seeds']} seeds"
              for cpu, c in sorted(cost["by_cpu"].items(), key=lambda kv: kv[1]["cpu_min_per_unit"])]
-    return f"By CPU kind, on two idle cores: {'; '.join(parts)}." if len(parts) > 1 else ""
+    return f"By CPU kind, on {cost['cores']} idle cores: {'; '.join(parts)}." if len(parts) > 1 else ""
 
 
 def reproduce_wall_hours(results_dir: Path | None = None) -> float:

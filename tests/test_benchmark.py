@@ -219,10 +219,11 @@ def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
 
 
 def test_ground_truth_cost_is_split_by_the_cpu_each_unit_ran_on():
-    from pada_lite.benchmark import ground_truth_cost, unit_cpu
+    from pada_lite.benchmark import ground_truth_cost
+    from pada_lite.provenance import label_cpu
     fast, slow = "cpu (2 cores, Intel Xeon, AVX512), 2 worker process(es) x 1 thread(s)", \
         "cpu (2 cores, AMD EPYC, AVX2), 2 worker process(es) x 1 thread(s)"
-    assert unit_cpu(slow) == "AMD EPYC, AVX2" and unit_cpu("cpu (2 cores), 1 worker") == "CPU not recorded"
+    assert label_cpu(slow) == "AMD EPYC, AVX2" and label_cpu("cpu (2 cores), 1 worker") == ""
     payload = {"seeds": [0, 1], "complete_seeds": [0, 1],
                "units": {"a": {"seed": 0, "cpu_time_s": 600.0, "device": fast},
                          "b": {"seed": 1, "cpu_time_s": 600.0, "device": fast},
@@ -231,3 +232,12 @@ def test_ground_truth_cost_is_split_by_the_cpu_each_unit_ran_on():
     by_cpu = ground_truth_cost(payload)["by_cpu"]  # 2 units per seed, 2 seeds, 2 cores
     assert by_cpu["Intel Xeon, AVX512"]["cpu_h_per_seed"] == pytest.approx(2 * 600 / 3600)
     assert by_cpu["AMD EPYC, AVX2"]["wall_h_all_seeds"] == pytest.approx(2 * 1800 / 3600)
+
+
+def test_label_cpu_reads_the_model_from_both_device_labels():
+    from pada_lite.provenance import cpu_model, device_name, label_cpu
+    assert label_cpu("cpu (AMD EPYC, AVX2, 1 thread)") == "AMD EPYC, AVX2"
+    assert label_cpu("cpu (2 cores, AMD EPYC, AVX2), 2 worker process(es) x 1 thread(s)") == "AMD EPYC, AVX2"
+    assert label_cpu("cpu (x86_64, 1 thread)") == "x86_64"
+    assert label_cpu(None) == ""
+    assert label_cpu(device_name("cpu")) == cpu_model()  # this machine's own label names its CPU

@@ -19,23 +19,17 @@ def assert_same_run(new: dict, old: dict) -> None:
         assert a["epoch_supernet_acc"] == b["epoch_supernet_acc"]
 
 
-def recorded_cpu(record: dict) -> str:
-    """The CPU model a record names in its device label ('' for records made before labels had it)."""
-    label = record.get("device", "")
-    return label.partition("(")[2].rpartition(",")[0]
-
-
 @pytest.mark.slow
 def test_smoke_experiment_reproduces_committed_artifact(tmp_path):
     """Same seed, same result on CPU. oneDNN picks other kernels on other CPU kinds (AVX2 vs AVX-512), and PA&DA's
     importance sampling turns last-bit differences into other draws (measured: GV 15 % apart after 2 epochs), so
     the artifact is matched exactly on the CPU kind that made it; elsewhere the run must reproduce itself exactly
     and stay close to the artifact."""
-    from pada_lite.provenance import cpu_model
+    from pada_lite.provenance import cpu_model, label_cpu
     committed = [load_unit(u) for u in experiment_units("smoke")]
     assert all(committed), "data/results/smoke/ is missing or stale: run `python -m pada_lite experiment smoke`"
     run_experiment("smoke", force=True, results_dir=tmp_path / "a", progress=False)
-    same_cpu = all(recorded_cpu(old) == cpu_model() for old in committed)
+    same_cpu = all(label_cpu(old.get("device")) == cpu_model() for old in committed)
     if not same_cpu:
         run_experiment("smoke", force=True, results_dir=tmp_path / "b", progress=False)
     for unit, old in zip(experiment_units("smoke"), committed):
@@ -50,12 +44,6 @@ def test_smoke_experiment_reproduces_committed_artifact(tmp_path):
         for a, b in zip(new["history"], old["history"], strict=True):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
             assert a["grad_var"] == pytest.approx(b["grad_var"], rel=0.5)
-
-
-def test_recorded_cpu_reads_the_model_from_the_device_label():
-    assert recorded_cpu({"device": "cpu (AMD EPYC, AVX2, 1 thread)"}) == "AMD EPYC, AVX2"
-    assert recorded_cpu({"device": "cpu (x86_64, 1 thread)"}) == "x86_64"
-    assert recorded_cpu({}) == ""
 
 
 def test_finished_units_are_not_rerun(tmp_path, monkeypatch):
