@@ -102,7 +102,7 @@ class RunConfig:
     """Everything one supernet run needs; recorded next to its results."""
 
     name: str = "lite"
-    space: SupernetConfig = field(default_factory=SupernetConfig)
+    space: Any = field(default_factory=SupernetConfig)  # a space's supernet config (pada_lite.spaces; NB201 here)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rank: RankConfig = field(default_factory=RankConfig)
@@ -114,7 +114,9 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        parts = {"space": SupernetConfig, "data": DataConfig, "train": TrainConfig, "rank": RankConfig}
+        from .spaces import space_config_class
+        parts = {"space": space_config_class(d.get("space", {})), "data": DataConfig, "train": TrainConfig,
+                 "rank": RankConfig}
         kwargs = {}
         for key, value in d.items():
             if key in parts:

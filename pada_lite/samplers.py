@@ -32,19 +32,31 @@ from .spaces.nb201 import NUM_EDGES, SearchCell
 
 # ================================================================================================ paths
 class PathSampler:
-    """Uniform single-path sampling (SPOS): every edge draws its op uniformly at random."""
+    """Uniform single-path sampling (SPOS): every edge draws its op uniformly at random.
 
-    def __init__(self, ops: Sequence[str], generator: torch.Generator, num_edges: int = NUM_EDGES):
+    ``allowed`` (optional bool [num_edges, K]) restricts each edge (a *decision* in general spaces) to some of the
+    K choices: a block where skip is impossible, or a member of a split supernet that owns one op of an edge.
+    """
+
+    def __init__(self, ops: Sequence[str], generator: torch.Generator, num_edges: int = NUM_EDGES,
+                 allowed: torch.Tensor | None = None):
         self.ops = tuple(ops)
         self.num_edges = num_edges
         self.generator = generator
+        self.allowed = None if allowed is None else check_allowed(allowed, num_edges, len(self.ops))
 
     def start_epoch(self, epoch: int, num_epochs: int) -> None:
         """Called before the first step of every epoch."""
 
     def sample(self, generator: torch.Generator | None = None) -> list[tuple[tuple, float]]:
         """The (arch, loss weight) pairs trained at this step (``generator`` overrides the sampler's own)."""
-        idx = torch.randint(len(self.ops), (self.num_edges,), generator=generator or self.generator).tolist()
+        generator = generator or self.generator
+        if self.allowed is None:
+            idx = torch.randint(len(self.ops), (self.num_edges,), generator=generator).tolist()
+        else:
+            counts = self.allowed.sum(1)                                              # [E]
+            pick = (torch.rand(self.num_edges, generator=generator, dtype=torch.float64) * counts).long()  # [E]
+            idx = [int(row.nonzero()[k]) for row, k in zip(self.allowed, pick.tolist())]
         return [(tuple(self.ops[i] for i in idx), 1.0)]
 
     def observe(self, model: torch.nn.Module, archs: Sequence[tuple]) -> None:
@@ -52,13 +64,26 @@ class PathSampler:
 
     def probabilities(self) -> torch.Tensor:  # [num_edges, K]
         """The current op distribution of every edge."""
-        return torch.full((self.num_edges, len(self.ops)), 1.0 / len(self.ops), dtype=torch.float64)
+        if self.allowed is None:
+            return torch.full((self.num_edges, len(self.ops)), 1.0 / len(self.ops), dtype=torch.float64)
+        mask = self.allowed.double()
+        return mask / mask.sum(1, keepdim=True)
 
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def check_allowed(allowed: torch.Tensor, num_edges: int, k: int) -> torch.Tensor:
+    """A valid ``allowed`` mask: bool [num_edges, K] with at least one choice per edge (CPU)."""
+    allowed = torch.as_tensor(allowed, dtype=torch.bool).cpu()
+    if tuple(allowed.shape) != (num_edges, k):
+        raise ValueError(f"allowed mask has shape {tuple(allowed.shape)}, expected ({num_edges}, {k})")
+    if not bool(allowed.any(1).all()):
+        raise ValueError(f"allowed mask leaves edge(s) {(~allowed.any(1)).nonzero().flatten().tolist()} without a choice")
+    return allowed
 
 
 class FairPathSampler(PathSampler):
@@ -107,14 +132,14 @@ class _OpGradientTable:
 
     def __init__(self, model: torch.nn.Module, ops: Sequence[str], num_edges: int, per_edge: bool):
         k = len(ops)
-        self.params = [[[] for _ in ops] for _ in range(num_edges)]   # [E][K] -> parameters over all cells
-        self.instances = [[0] * k for _ in range(num_edges)]           # [E][K] -> cells that carry the op
-        for cell in (layer for layer in model.modules() if isinstance(layer, SearchCell)):
-            for e, edge in enumerate(cell.edges):
-                for j, op in enumerate(ops):
-                    params = list(edge[op].parameters()) if op in edge else []
-                    self.params[e][j] += params
-                    self.instances[e][j] += bool(params)
+        instances = model.choice_instances()                           # [E][K] -> one parameter list per instance
+        if len(instances) != num_edges or any(len(row) != k for row in instances):
+            raise ValueError(f"the supernet has {len(instances)} decisions x {len(instances[0]) if instances else 0} "
+                             f"choices, the sampler {num_edges} x {k}")
+        self.params = [[[p for params in instances[e][j] for p in params] for j in range(k)]
+                       for e in range(num_edges)]                      # [E][K] -> parameters over all instances
+        self.instances = [[sum(bool(params) for params in instances[e][j]) for j in range(k)]
+                          for e in range(num_edges)]                   # [E][K] -> instances that have parameters
         self.group = [[e * k + j if per_edge else j for j in range(k)] for e in range(num_edges)]
         self.zero = torch.zeros((), device=next(model.parameters()).device)
 
@@ -174,8 +199,9 @@ class ImportancePathSampler(PathSampler):
     """
 
     def __init__(self, ops: Sequence[str], generator: torch.Generator, num_edges: int = NUM_EDGES,
-                 tau="linear", scope: str = "shared", importance_weighting: bool = False):
-        super().__init__(ops, generator, num_edges)
+                 tau="linear", scope: str = "shared", importance_weighting: bool = False,
+                 allowed: torch.Tensor | None = None):
+        super().__init__(ops, generator, num_edges, allowed)
         if scope not in ("shared", "edge"):
             raise ValueError(f"PA scope must be 'shared' or 'edge', got {scope!r}")
         self.schedule = make_schedule(tau)
@@ -203,8 +229,11 @@ class ImportancePathSampler(PathSampler):
         self.norm_rows, self.norm_groups, self.row_instances = [], [], []
 
     def set_probabilities(self, probs: torch.Tensor) -> None:  # [E, K]
-        """Sample from ``probs`` (rows: edges) until the next epoch start."""
+        """Sample from ``probs`` (rows: edges; masked to the allowed choices, renormalised) until the next epoch."""
         self.probs = probs.to("cpu", torch.float64).clone()                            # [E, K]
+        if self.allowed is not None:
+            self.probs = self.probs * self.allowed
+            self.probs = self.probs / self.probs.sum(1, keepdim=True)
         cumulative = self.probs.cumsum(1)
         self.cdf = cumulative / cumulative[:, -1:]                                     # [E, K], last column 1
 
@@ -241,7 +270,8 @@ class ImportancePathSampler(PathSampler):
         idx = torch.searchsorted(self.cdf, u, right=True).view(-1)                      # [E]: inverse CDF
         weight = 1.0
         if self.importance_weighting:
-            weight = float((1.0 / (len(self.ops) * self.probs.gather(1, idx.view(-1, 1)))).prod())
+            choices = self.allowed.sum(1, keepdim=True) if self.allowed is not None else len(self.ops)  # K per edge
+            weight = float((1.0 / (choices * self.probs.gather(1, idx.view(-1, 1)))).prod())
         return [(tuple(self.ops[i] for i in idx.tolist()), weight)]
 
     def observe(self, model: torch.nn.Module, archs: Sequence[tuple]) -> None:
@@ -448,15 +478,19 @@ class ImportanceDataSampler(DataSampler):
 
 
 # ============================================================================================ factories
-def make_path_sampler(config, ops: Sequence[str], generator: torch.Generator) -> PathSampler:
-    """The path sampler named by ``config.path_sampler`` (a TrainConfig)."""
+def make_path_sampler(config, ops: Sequence[str], generator: torch.Generator, num_edges: int = NUM_EDGES,
+                      allowed: torch.Tensor | None = None) -> PathSampler:
+    """The path sampler named by ``config.path_sampler`` (a TrainConfig) over ``num_edges`` decisions of ``ops``."""
     if config.path_sampler == "uniform":
-        return PathSampler(ops, generator)
+        return PathSampler(ops, generator, num_edges, allowed)
     if config.path_sampler == "fair":
-        return FairPathSampler(ops, generator)
+        if allowed is not None:
+            raise ValueError("train.path_sampler=fair needs every choice allowed on every edge (strict fairness "
+                             "trains each once per step); use uniform or importance with restricted choices")
+        return FairPathSampler(ops, generator, num_edges)
     if config.path_sampler == "importance":
-        return ImportancePathSampler(ops, generator, tau=config.tau, scope=config.pa_scope,
-                                     importance_weighting=config.importance_weighting)
+        return ImportancePathSampler(ops, generator, num_edges, tau=config.tau, scope=config.pa_scope,
+                                     importance_weighting=config.importance_weighting, allowed=allowed)
     raise ValueError(f"unknown path sampler {config.path_sampler!r}: use uniform, fair or importance")
 
 

@@ -18,8 +18,8 @@ from . import __version__
 from .config import ConfigError, RunConfig
 from .data import Splits, load_splits
 from .provenance import provenance, read_json, torch_save, write_json
-from .samplers import make_data_sampler, make_path_sampler
-from .spaces.nb201 import NB201Supernet
+from .samplers import make_data_sampler
+from .spaces import build_supernet, make_path_sampler
 
 CHECKPOINT = "checkpoint.pt"
 # fields that may differ between a checkpoint and the run resuming it (they do not change the numbers)
@@ -71,7 +71,7 @@ def set_rng_state(state: dict, generators: dict[str, torch.Generator]) -> None:
 class TrainResult:
     """What a training run leaves behind."""
 
-    model: NB201Supernet
+    model: torch.nn.Module
     history: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0
     device: str = "cpu"
@@ -91,7 +91,7 @@ class Trainer:
         self.train_data = splits.train.to(self.device)
         self.splits = splits
         seed_everything(tc.seed)
-        self.model = NB201Supernet(config.space).to(self.device)
+        self.model = build_supernet(config.space).to(self.device)
         if tc.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.steps_per_epoch = math.ceil(len(self.train_data) / tc.batch_size)
@@ -101,7 +101,7 @@ class Trainer:
             self.optimizer, T_max=tc.epochs * self.steps_per_epoch, eta_min=tc.lr_min)
         self.sample_gen = torch.Generator().manual_seed(tc.seed + 1)       # paths and data order
         self.augment_gen = torch.Generator(device=self.device).manual_seed(tc.seed + 2)  # crop/flip
-        self.path_sampler = make_path_sampler(tc, config.space.ops, self.sample_gen)
+        self.path_sampler = make_path_sampler(tc, config.space, self.sample_gen)
         self.data_sampler = make_data_sampler(tc, self.train_data.labels.cpu(), self.sample_gen)
         self.amp_dtype = _amp_dtype(self.device) if tc.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -238,11 +238,11 @@ class Trainer:
 
 def train_supernet(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
                    resume: bool = True, epoch_callbacks=None) -> TrainResult:
-    """Train an NB201 supernet as ``config`` says (resuming ``run_dir`` if it holds a checkpoint)."""
+    """Train a supernet (any space) as ``config`` says (resuming ``run_dir`` if it holds a checkpoint)."""
     return Trainer(config, run_dir, splits, epoch_callbacks).run(resume=resume)
 
 
-def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[NB201Supernet, RunConfig]:
+def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, RunConfig]:
     """The trained supernet and config that a run directory holds."""
     path = Path(run_dir) / "supernet.pt"
     if not path.exists():
@@ -250,7 +250,7 @@ def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu") -> tu
                                 "or pass the folder of a finished run")
     state = torch.load(path, map_location=device, weights_only=False)
     config = RunConfig.from_dict(state["config"])
-    model = NB201Supernet(config.space).to(device)
+    model = build_supernet(config.space).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), config
 

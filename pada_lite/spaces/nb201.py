@@ -248,6 +248,12 @@ class NB201Supernet(nn.Module):
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         return self.forward_from_stem(self.forward_stem(x), arch)
 
+    def choice_instances(self) -> list[list[list[list[nn.Parameter]]]]:
+        """[edge][op] -> the parameter list of that op in every search cell (one list per cell; empty: no params)."""
+        cells = [layer for layer in self.cells if isinstance(layer, SearchCell)]
+        return [[[list(cell.edges[e][op].parameters()) if op in cell.edges[e] else [] for cell in cells]
+                 for op in self.config.ops] for e in range(NUM_EDGES)]
+
     def op_parameters(self, op: str) -> Iterator[tuple[int, nn.Parameter]]:
         """(edge index, parameter) of candidate ``op`` on every edge of every cell."""
         for layer in self.cells:
@@ -276,3 +282,17 @@ class StandaloneNB201(nn.Module):
 def _replace_ops(config: SupernetConfig, ops: tuple) -> SupernetConfig:
     from dataclasses import replace
     return replace(config, ops=ops)
+
+
+SPACE_CONFIG = SupernetConfig
+
+
+def build_supernet(config: SupernetConfig) -> NB201Supernet:
+    """The NB201 weight-sharing supernet of ``config``."""
+    return NB201Supernet(config)
+
+
+def make_path_sampler(train_config, space_config: SupernetConfig, generator: torch.Generator):
+    """The path sampler ``train_config.path_sampler`` names, over this supernet's ops on every edge."""
+    from ..samplers import make_path_sampler
+    return make_path_sampler(train_config, space_config.ops, generator)
