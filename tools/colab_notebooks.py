@@ -21,11 +21,12 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 CONFIG = REPO / "_config.yml"  # its repository: section (url, branch) draws the launch buttons
+PROJECT = REPO / "pada_lite" / "project.py"  # the one place the repository address is written
 
 
 def project():
     """``pada_lite/project.py``, loaded alone (importing the package would import torch)."""
-    spec = importlib.util.spec_from_file_location("pada_lite_project", REPO / "pada_lite" / "project.py")
+    spec = importlib.util.spec_from_file_location("pada_lite_project", PROJECT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
