@@ -108,7 +108,7 @@ def glue(name: str, value) -> None:
 def run_time_note(seconds: float, expected_s: float, load: float | None, cores: int | None) -> str:
     """The load the chapter ran under, and its time as a multiple of the idle estimate when above 1.5 of it."""
     where = f"{cores} core{'s' if cores != 1 else ''}" if cores else "this machine"
-    note = f"1-minute load average {load:.1f} on {where}" if load is not None else f"on {where}"
+    note = f"under a 1-minute load average of {load:.1f} on {where}" if load is not None else f"on {where}"
     if seconds > 1.5 * expected_s:
         note += f"; {seconds / expected_s:.1f}× the idle-machine estimate of {expected_s:.0f} s"
     return note

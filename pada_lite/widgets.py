@@ -201,7 +201,7 @@ def tau_schedule_widget(op_scores: Sequence, sample_scores: Sequence, schedules:
     return control
 
 
-#: τ values of the τ-value slider: 0, 0.05, ..., 1.
+#: The values the τ slider offers, from 0 to 1 in steps of 0.05.
 TAU_VALUES = tuple(round(0.05 * i, 2) for i in range(21))
 
 

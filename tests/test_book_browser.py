@@ -443,3 +443,26 @@ def test_glue_records_python_numbers(monkeypatch):
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.append((name, value, display)))
     plotting.glue("tau", np.float64(0.5))
     assert recorded == [("tau", 0.5, False)] and type(recorded[0][1]) is float
+
+
+def test_run_time_note_states_the_load_and_how_much_slower_than_idle():
+    from pada_lite.plotting import run_time_note
+
+    assert run_time_note(12, 10, 0.5, 2) == "under a 1-minute load average of 0.5 on 2 cores"
+    assert run_time_note(40, 10, 6.0, 2) == ("under a 1-minute load average of 6.0 on 2 cores; "
+                                            "4.0× the idle-machine estimate of 10 s")
+    assert run_time_note(5, 10, None, 1) == "on 1 core"
+
+
+def test_glue_run_time_glues_the_seconds_the_device_and_the_load(monkeypatch):
+    import time
+
+    import myst_nb
+    from pada_lite import plotting
+
+    recorded = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.__setitem__(name, value))
+    seconds = plotting.glue_run_time(time.perf_counter() - 3.0, expected_s=1)
+    assert set(recorded) == {"chapter_runtime_s", "chapter_device", "chapter_load"}
+    assert recorded["chapter_runtime_s"] == seconds >= 3.0 and "cpu" in recorded["chapter_device"]
+    assert "× the idle-machine estimate of 1 s" in recorded["chapter_load"]
