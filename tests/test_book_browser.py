@@ -464,5 +464,5 @@ def test_glue_run_time_glues_the_seconds_the_device_and_the_load(monkeypatch):
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.__setitem__(name, value))
     seconds = plotting.glue_run_time(time.perf_counter() - 3.0, expected_s=1)
     assert set(recorded) == {"chapter_runtime_s", "chapter_device", "chapter_load"}
-    assert recorded["chapter_runtime_s"] == seconds >= 3.0 and "cpu" in recorded["chapter_device"]
+    assert recorded["chapter_runtime_s"] == seconds >= 3.0 and recorded["chapter_device"]
     assert "× the idle-machine estimate of 1 s" in recorded["chapter_load"]
