@@ -20,7 +20,8 @@ In Google Colab (``google.colab`` imported), which renders neither, :func:`show`
 renderer (Colab is online anyway).
 
 :func:`glue` records a number for the book's ``{glue:text}`` role (myst-nb) and quietly does nothing where
-myst-nb is not installed (a chapter opened in Colab).
+myst-nb is not installed (a chapter opened in Colab). :func:`glue_run_time` glues a chapter's measured run time
+beside the idle-machine estimate its header states.
 """
 from __future__ import annotations
 
@@ -102,6 +103,35 @@ def glue(name: str, value) -> None:
     except ImportError:  # e.g. Colab: the prose shows the role, the cell outputs show the numbers
         return
     myst_glue(name, value, display=False)
+
+
+def run_time_note(seconds: float, expected_s: float, load: float | None, cores: int | None) -> str:
+    """The load the chapter ran under, and its time as a multiple of the idle estimate when above 1.5 of it."""
+    where = f"{cores} core{'s' if cores != 1 else ''}" if cores else "this machine"
+    note = f"under a 1-minute load average of {load:.1f} on {where}" if load is not None else f"on {where}"
+    if seconds > 1.5 * expected_s:
+        note += f"; {seconds / expected_s:.1f}× the idle-machine estimate of {expected_s:.0f} s"
+    return note
+
+
+def glue_run_time(start: float, expected_s: float) -> float:
+    """Glue the chapter's run time since ``start`` (``time.perf_counter()``) for its header; returns the seconds.
+
+    Glues ``chapter_runtime_s``, ``chapter_device`` and ``chapter_load`` (the load average it ran under, and how
+    many times ``expected_s``, the idle 2-core estimate the header states, it took when that is over 1.5).
+    """
+    import time
+
+    import torch
+
+    from .provenance import device_name
+
+    seconds = time.perf_counter() - start
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    glue("chapter_runtime_s", seconds)
+    glue("chapter_device", device_name("cuda" if torch.cuda.is_available() else "cpu"))
+    glue("chapter_load", run_time_note(seconds, expected_s, load, os.cpu_count()))
+    return seconds
 
 
 def show(fig: go.Figure, name: str | None = None, config: dict | None = None) -> None:

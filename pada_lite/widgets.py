@@ -9,6 +9,8 @@ per-sample scores ``[N]``) and turn them into distributions with
   legend to hide or show it). Every epoch's data are in the figure, so it works in the static HTML, with no kernel.
 - :func:`tau_schedule_widget`: an ipywidgets control for a live kernel (a schedule dropdown and an epoch slider)
   that redraws the same figure for the chosen schedule and epoch with :func:`pada_lite.plotting.show`.
+- :func:`tau_value_figure`: the mixing rule p = τ·scores/Σ scores + (1 − τ)·uniform for one epoch's scores, with a
+  slider over τ itself (0 to 1), again static; :func:`tau_value_widget` is its live control (epoch and τ sliders).
 
 Epochs are counted from 1 here, as in a training's history: "epoch k" is the k-th epoch; its scores are mixed with
 τ = schedule(k − 1, E) and epoch k + 1 samples from the result (see :mod:`pada_lite.schedules`).
@@ -21,7 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .schedules import distributions_after_epoch, make_schedule
+from .schedules import distributions_after_epoch, make_schedule, mix_with_uniform
 
 #: The schedules compared by default, the reference (linear), a slower start (cosine) and a constant.
 DEFAULT_SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant 0.5": 0.5}
@@ -58,11 +60,14 @@ def schedule_snapshot(op_scores: Sequence, sample_scores: Sequence, schedule: An
     if not 1 <= epoch <= recorded:
         raise ValueError(f"epoch {epoch} was not recorded: epochs run from 1 to {recorded}")
     p, q = distributions_after_epoch(op_scores[epoch - 1], sample_scores[epoch - 1], schedule, epoch - 1, num_epochs)
-    p = p.reshape(-1, p.shape[-1]).mean(0).numpy()
+    return {"tau": make_schedule(schedule)(epoch - 1, num_epochs), **_summary(p, q, points)}
+
+
+def _summary(p, q, points: int) -> dict:
+    """p averaged over edges (``[K]``), and the sorted ``N·q`` curve at ``points`` quantiles of the samples."""
     nq = np.sort(len(q) * q.numpy())[::-1]
     at = np.unique(np.linspace(0, len(nq) - 1, min(points, len(nq))).round().astype(int))
-    return {"tau": make_schedule(schedule)(epoch - 1, num_epochs), "p": p,
-            "share": (at + 1) / len(nq), "nq": nq[at]}
+    return {"p": p.reshape(-1, p.shape[-1]).mean(0).numpy(), "share": (at + 1) / len(nq), "nq": nq[at]}
 
 
 def _taus(schedule: Any, num_epochs: int) -> list[float]:
@@ -192,5 +197,97 @@ def tau_schedule_widget(op_scores: Sequence, sample_scores: Sequence, schedules:
 
     schedule.observe(redraw, names="value")
     epoch.observe(redraw, names="value")
+    redraw()
+    return control
+
+
+#: The values the τ slider offers, from 0 to 1 in steps of 0.05.
+TAU_VALUES = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def tau_value_snapshot(op_scores, sample_scores, tau: float, points: int = CURVE_POINTS) -> dict:
+    """p (mean over edges if per edge) and the sorted ``N·q`` curve of one epoch's scores mixed with ``tau``."""
+    return {"tau": float(tau), **_summary(mix_with_uniform(op_scores, tau), mix_with_uniform(sample_scores, tau),
+                                          points)}
+
+
+def _tau_value_data(snapshot: dict, ops: Sequence[str]) -> list[tuple]:
+    """(x, y) of the p bars and of the N·q curve (plain lists)."""
+    return [(list(ops), snapshot["p"].round(6).tolist()),
+            (snapshot["share"].round(5).tolist(), snapshot["nq"].round(5).tolist())]
+
+
+def _tau_value_title(tau: float, epoch: int | None) -> str:
+    scores = f"the scores of epoch {epoch}" if epoch else "the scores"
+    return f"p = τ · score / Σ score + (1 − τ) · uniform, for {scores}, with τ = {tau:.2f}"
+
+
+def tau_value_figure(op_scores, sample_scores, ops: Sequence[str] | None = None, epoch: int | None = None,
+                     taus: Sequence[float] = TAU_VALUES, tau: float | None = None,
+                     points: int = CURVE_POINTS) -> go.Figure:
+    """Plotly figure of one epoch's PA op distribution p and DA curve N·q with a slider over τ (``tau``: that one only).
+
+    ``op_scores`` ``[K]`` or ``[E, K]`` and ``sample_scores`` ``[N]`` are the scores recorded in one epoch (``epoch``
+    only labels the title).
+    """
+    taus = [float(tau)] if tau is not None else [float(t) for t in taus]
+    if not taus:
+        raise ValueError("no τ value to draw: pass taus, e.g. (0.0, 0.5, 1.0), or tau")
+    snaps = [tau_value_snapshot(op_scores, sample_scores, t, points) for t in taus]
+    ops = list(ops) if ops is not None else [f"op {j}" for j in range(len(snaps[0]["p"]))]
+    (px, py), (qx, qy) = _tau_value_data(snaps[0], ops)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("PA: op distribution p", "DA: N·q over the samples, sorted"))
+    fig.add_trace(go.Bar(x=px, y=py, marker_color=COLORS[0], showlegend=False,
+                         hovertemplate="%{x}: p = %{y:.3f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=qx, y=qy, mode="lines", line=dict(color=COLORS[1]), showlegend=False,
+                             hovertemplate="top %{x:.0%} of samples: N·q = %{y:.2f}<extra></extra>"), row=1, col=2)
+    fig.add_hline(y=1.0 / len(ops), line=dict(dash="dot", color="#888"), row=1, col=1)
+    fig.add_hline(y=1.0, line=dict(dash="dot", color="#888"), row=1, col=2)
+    p_max = max(float(snap["p"].max()) for snap in snaps)
+    nq_max = max(float(snap["nq"].max()) for snap in snaps)
+    fig.update_yaxes(title_text="p (dotted: uniform)", range=[0, 1.1 * p_max], row=1, col=1)
+    fig.update_xaxes(title_text="share of training samples, sorted by q", tickformat=".0%", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title_text="N·q (dotted: uniform = 1)", range=[0, 1.05 * nq_max], row=1, col=2)
+    slider = len(taus) > 1
+    fig.update_layout(template="plotly_white", height=430 + (90 if slider else 0), title=_tau_value_title(taus[0], epoch),
+                      margin=dict(t=90, b=150 if slider else 60, l=60, r=20))
+    if slider:
+        steps = [dict(method="update", label=f"{t:.2f}",
+                      args=[{"x": [x for x, _ in _tau_value_data(snap, ops)],
+                             "y": [y for _, y in _tau_value_data(snap, ops)]},
+                            {"title.text": _tau_value_title(t, epoch)}, [0, 1]])
+                 for t, snap in zip(taus, snaps)]
+        fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="τ = "), pad=dict(t=10),
+                                        y=-0.25, yanchor="top")])
+    return fig
+
+
+def tau_value_widget(op_scores: Sequence, sample_scores: Sequence, ops: Sequence[str] | None = None):
+    """An ipywidgets control (epoch slider, τ slider) that redraws :func:`tau_value_figure` live.
+
+    The returned ``VBox`` has the attributes ``epoch`` (IntSlider), ``tau`` (FloatSlider), ``output`` and
+    ``figure`` (the figure drawn last).
+    """
+    import ipywidgets as widgets
+
+    from .plotting import show
+
+    recorded = _check_scores(op_scores, sample_scores)
+    epoch = widgets.IntSlider(value=recorded, min=1, max=recorded, description="epoch", continuous_update=False)
+    tau = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="τ", continuous_update=False)
+    output = widgets.Output()
+    control = widgets.VBox([widgets.HBox([epoch, tau]), output])
+    control.epoch, control.tau, control.output = epoch, tau, output
+
+    def redraw(_change=None) -> None:
+        control.figure = tau_value_figure(op_scores[epoch.value - 1], sample_scores[epoch.value - 1], ops,
+                                          epoch=epoch.value, tau=tau.value)
+        with output:
+            output.clear_output(wait=True)
+            show(control.figure)
+
+    epoch.observe(redraw, names="value")
+    tau.observe(redraw, names="value")
     redraw()
     return control

@@ -29,7 +29,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 HTML = REPO / "_build" / "html"
 STAMP = REPO / "_build" / ".book-built"
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "book", "tools/build_book.sh", "pada_lite/plotting.py")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "book", "tools/build_book.sh", "pada_lite/plotting.py",
+                "pada_lite/widgets.py", "pada_lite/project.py")
 CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--no-default-browser-check", "--window-size=1280,1000")
@@ -330,6 +331,39 @@ def test_tau_schedule_slider_works_without_a_kernel(driver, server):
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_page_has_colab_and_binder_links_from_the_one_address(driver, server, page):
+    """Every page, intro and reference included, launches its notebook on Colab and Binder from project.py's address."""
+    from pada_lite import project
+
+    open_page(driver, server, page)
+    hrefs = driver.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(function (a) {"
+                                  " return a.getAttribute('href'); });")
+    colab = f"https://colab.research.google.com/github/{project.REPOSITORY}/blob/{project.BRANCH}/{page}.ipynb"
+    binder = f"https://mybinder.org/v2/gh/{project.REPOSITORY}/{project.BRANCH}?urlpath=lab/tree/{page}.ipynb"
+    assert colab in hrefs, f"{page} has no Colab link {colab}; launch links: {[h for h in hrefs if 'colab' in h]}"
+    assert binder in hrefs, f"{page} has no Binder link {binder}; launch links: {[h for h in hrefs if 'binder' in h]}"
+    assert (REPO / f"{page}.ipynb").exists(), f"the buttons of {page} open {page}.ipynb, which is not committed"
+
+
+@pytest.mark.browser
+def test_tau_value_slider_changes_the_plotted_distribution(driver, server):
+    """The slider over τ itself redraws p and N·q by the mixing rule: uniform at τ = 0, scores alone at τ = 1."""
+    page, div_id = "book/tau_schedule", "pada-fig-tau-value"
+    open_page(driver, server, page)
+    wait_for(driver, "var gd = document.getElementById(arguments[0]); return !!(gd && gd._fullLayout);",
+             f"#{div_id} to draw", WAIT_S, div_id)
+    before, after = (json.loads(data) for data in move_plotly_slider(driver, div_id, 1.0))
+    (ops, p0), (_, nq0) = before
+    (_, p1), (_, nq1) = after
+    assert p0 == pytest.approx([1 / len(ops)] * len(ops), abs=1e-6) and nq0 == pytest.approx([1.0] * len(nq0))
+    assert p1 != p0 and nq1 != nq0, "moving the τ slider did not change the plotted distributions"
+    assert min(p1) == 0 and sum(p1) == pytest.approx(1, abs=1e-4)  # τ = 1: the parameter-free ops get nothing
+    title = driver.execute_script("return document.getElementById(arguments[0]).layout.title.text;", div_id)
+    assert "τ = 1.00" in title
+
+
+@pytest.mark.browser
 @pytest.mark.parametrize("page", [p for p in PAGES if (REPO / f"{p}.md").exists()
                                   and "format_name: myst" in (REPO / f"{p}.md").read_text().split("\n---", 1)[0]])
 def test_colab_notebook_installs_the_library(built_book, page):
@@ -341,8 +375,9 @@ def test_colab_notebook_installs_the_library(built_book, page):
     nb = nbformat.read(notebook, as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "code" and "import pada_lite" in first.source and "%pip install" in first.source
-    url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"].rstrip("/")
-    assert f"git+{url}@" in first.source
+    from pada_lite import project
+
+    assert f"git+{project.repository_url()}@{project.BRANCH}" in first.source
 
 
 # ----------------------------------------------------------------------------------------------- pada_lite.plotting
@@ -408,3 +443,26 @@ def test_glue_records_python_numbers(monkeypatch):
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.append((name, value, display)))
     plotting.glue("tau", np.float64(0.5))
     assert recorded == [("tau", 0.5, False)] and type(recorded[0][1]) is float
+
+
+def test_run_time_note_states_the_load_and_how_much_slower_than_idle():
+    from pada_lite.plotting import run_time_note
+
+    assert run_time_note(12, 10, 0.5, 2) == "under a 1-minute load average of 0.5 on 2 cores"
+    assert run_time_note(40, 10, 6.0, 2) == ("under a 1-minute load average of 6.0 on 2 cores; "
+                                            "4.0× the idle-machine estimate of 10 s")
+    assert run_time_note(5, 10, None, 1) == "on 1 core"
+
+
+def test_glue_run_time_glues_the_seconds_the_device_and_the_load(monkeypatch):
+    import time
+
+    import myst_nb
+    from pada_lite import plotting
+
+    recorded = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.__setitem__(name, value))
+    seconds = plotting.glue_run_time(time.perf_counter() - 3.0, expected_s=1)
+    assert set(recorded) == {"chapter_runtime_s", "chapter_device", "chapter_load"}
+    assert recorded["chapter_runtime_s"] == seconds >= 3.0 and recorded["chapter_device"]
+    assert "× the idle-machine estimate of 1 s" in recorded["chapter_load"]

@@ -35,3 +35,34 @@ def test_check_mode_reports_a_stale_notebook(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(colab, "REPO", tmp_path)
     assert colab.main(["--check"]) == 1 and "c.ipynb is out of date" in capsys.readouterr().out
     assert colab.main([]) == 0 and colab.main(["--check"]) == 0
+
+
+def test_config_and_install_cell_follow_project_py(monkeypatch):
+    """One address: _config.yml (launch buttons) and the install cell are derived from pada_lite/project.py."""
+    import types
+
+    import yaml
+
+    from pada_lite import project
+
+    config = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
+    assert (config["url"], config["branch"]) == (project.repository_url(), project.BRANCH)
+    moved = types.SimpleNamespace(repository_url=lambda: "https://github.com/someone/elsewhere", BRANCH="stable")
+    monkeypatch.setattr(colab, "project", lambda: moved)
+    rewritten = yaml.safe_load(colab.config_text((REPO / "_config.yml").read_text()))
+    assert rewritten["repository"]["url"] == "https://github.com/someone/elsewhere"
+    assert rewritten["repository"]["branch"] == "stable"
+    assert rewritten["launch_buttons"] == yaml.safe_load((REPO / "_config.yml").read_text())["launch_buttons"]
+    assert 'git+https://github.com/someone/elsewhere@stable"' in colab.install_cell_source()
+
+
+def test_check_mode_reports_a_config_that_disagrees_with_project_py(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "_config.yml"
+    config.write_text("repository:\n  url: https://github.com/old/place\n  branch: main\n")
+    monkeypatch.setattr(colab, "CONFIG", config)
+    monkeypatch.setattr(colab, "BOOK", tmp_path)  # no chapters here
+    monkeypatch.setattr(colab, "REPO", tmp_path)
+    assert colab.main(["--check"]) == 1 and "differ from pada_lite/project.py" in capsys.readouterr().out
+    assert colab.main([]) == 0 and colab.main(["--check"]) == 0
+    from pada_lite import project
+    assert f"url: {project.repository_url()}\n" in config.read_text()

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from pada_lite.config import ConfigError
-from pada_lite.schedules import ScheduleError, distributions_after_epoch, make_schedule
-from pada_lite.widgets import (DEFAULT_SCHEDULES, DYNAMIC, TRACES_PER_SCHEDULE, schedule_snapshot,
-                               tau_schedule_figure, tau_schedule_widget)
+from pada_lite.schedules import ScheduleError, distributions_after_epoch, make_schedule, mix_with_uniform
+from pada_lite.widgets import (DEFAULT_SCHEDULES, DYNAMIC, TAU_VALUES, TRACES_PER_SCHEDULE, schedule_snapshot,
+                               tau_schedule_figure, tau_schedule_widget, tau_value_figure, tau_value_widget)
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EPOCHS, SAMPLES = 4, 40
@@ -166,6 +166,50 @@ def test_widget_redraws_when_the_epoch_and_the_schedule_change(scores, shown):
     assert control.figure.data[0].name == "constant 0.5"
     p, _ = distributions_after_epoch(ops[2], samples[2], 0.5, 2, EPOCHS)
     np.testing.assert_allclose(control.figure.data[2].y, p.numpy(), atol=1e-6)
+
+
+def test_tau_value_slider_steps_carry_the_mixing_rule(scores):
+    ops, samples = scores
+    fig = tau_value_figure(ops[-1], samples[-1], OPS, epoch=EPOCHS)
+    steps = fig.layout.sliders[0].steps
+    assert [float(step.label) for step in steps] == list(TAU_VALUES) and TAU_VALUES[0] == 0 and TAU_VALUES[-1] == 1
+    for step, tau in zip(steps, TAU_VALUES):
+        (bars_x, curve_x), (bars_y, curve_y) = step.args[0]["x"], step.args[0]["y"]
+        assert list(bars_x) == list(OPS) and list(step.args[2]) == [0, 1]
+        np.testing.assert_allclose(bars_y, mix_with_uniform(ops[-1], tau).numpy(), atol=1e-6)
+        np.testing.assert_allclose(curve_y, np.sort(SAMPLES * mix_with_uniform(samples[-1], tau).numpy())[::-1],
+                                   atol=1e-5)
+        assert f"τ = {tau:.2f}" in step.args[1]["title.text"] and f"epoch {EPOCHS}" in step.args[1]["title.text"]
+    # by hand: τ = 0 is uniform, τ = 1 the normalised scores [0, 0, 0.2 + e, 0.6 + 2e, 0] / (0.8 + 3e), e = 3
+    np.testing.assert_allclose(steps[0].args[0]["y"][0], [0.2] * 5, atol=1e-9)
+    np.testing.assert_allclose(steps[-1].args[0]["y"][0], [0, 0, 3.2 / 9.8, 6.6 / 9.8, 0], atol=1e-6)
+    assert list(fig.data[0].y) == pytest.approx(steps[0].args[0]["y"][0])  # the page starts at the first step
+
+
+def test_tau_value_figure_for_one_tau_has_no_slider_and_bad_input_is_named(scores):
+    ops, samples = scores
+    fig = tau_value_figure(ops[0], samples[0], OPS, tau=0.25)
+    assert not fig.layout.sliders and "τ = 0.25" in fig.layout.title.text
+    np.testing.assert_allclose(fig.data[0].y, mix_with_uniform(ops[0], 0.25).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="no τ value"):
+        tau_value_figure(ops[0], samples[0], OPS, taus=())
+    with pytest.raises(ConfigError):
+        tau_value_figure(ops[0], samples[0], OPS, tau=1.5)
+
+
+def test_tau_value_widget_redraws_for_the_chosen_epoch_and_tau(scores, shown):
+    import ipywidgets
+
+    ops, samples = scores
+    control = tau_value_widget(ops, samples, OPS)
+    assert isinstance(control.tau, ipywidgets.FloatSlider) and isinstance(control.epoch, ipywidgets.IntSlider)
+    assert (control.epoch.value, control.tau.value) == (EPOCHS, 0.5) and shown == [control.figure]
+    control.tau.value = 1.0
+    np.testing.assert_allclose(control.figure.data[0].y, mix_with_uniform(ops[-1], 1.0).numpy(), atol=1e-6)
+    control.epoch.value = 2
+    assert len(shown) == 3 and "epoch 2" in control.figure.layout.title.text
+    np.testing.assert_allclose(control.figure.data[1].y, np.sort(SAMPLES * mix_with_uniform(samples[1], 1.0).numpy())
+                               [::-1], atol=1e-5)
 
 
 def test_recorded_scores_give_the_distributions_the_samplers_used(tiny_config, tiny_splits, one_thread):

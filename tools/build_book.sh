@@ -10,13 +10,17 @@
 # Steps
 #   1. book/_static/vendor/plotly.min.js  <- the installed plotly package (pada_lite.plotting.show needs it)
 #   2. book/_static/vendor/mathjax/       <- npm package mathjax@$MATHJAX_VERSION, cached in data/cache/book-vendor
-#   3. book/<chapter>.ipynb               <- tools/colab_notebooks.py: the MyST sources plus an install cell (Colab;
-#                                            committed, so that the launch buttons find them on GitHub)
+#   3. book/<page>.ipynb                  <- tools/colab_notebooks.py: the MyST sources plus an install cell (Colab;
+#                                            committed, so that the launch buttons find them on GitHub); it also
+#                                            sets _config.yml's repository url/branch from pada_lite/project.py
 #   4. jupyter-book build . --all -W -n --keep-going   (notebooks executed: execute_notebooks: force)
 # Everything else written here is git-ignored (book/_static/vendor/, data/cache/, _build/).
-# The chapters train small supernets with torch on all cores; on a machine busy with other jobs, OMP_NUM_THREADS=1
-# avoids thread oversubscription (measured on a shared 2-core machine: 20x faster than the default 2 threads).
+# The chapters train small supernets with torch. Each page runs with one thread (OMP_NUM_THREADS=1 unless set): on a
+# machine busy with other jobs two threads oversubscribe the cores (measured on a shared 2-core machine: 20x slower
+# than one thread); the pages' stated run times are measured with one thread.
+# python tools/time_chapters.py [book/<page>.md ...] times pages one by one the same way, with the machine's load.
 set -euo pipefail
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -78,7 +82,7 @@ cp -r "$MJ_PKG/es5/output/chtml" "$VENDOR/mathjax/output/"
 cp "$MJ_PKG/LICENSE" "$VENDOR/mathjax/LICENSE"
 
 # ---------------------------------------------------------------------------------------------- 3. Colab notebooks
-step "writing Colab notebooks (book/*.ipynb, committed) from the MyST sources"
+step "writing Colab notebooks (book/*.ipynb, committed) and _config.yml's repository from pada_lite/project.py"
 "$PY" tools/colab_notebooks.py || fail "tools/colab_notebooks.py failed (see above)"
 
 # ---------------------------------------------------------------------------------------------- 4. build

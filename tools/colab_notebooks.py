@@ -1,11 +1,16 @@
-"""book/<chapter>.md (MyST notebook) -> book/<chapter>.ipynb for Colab, first cell installing pada_lite when missing.
+"""book/<chapter>.md (MyST notebook) -> book/<chapter>.ipynb for Colab, first cell installing pada_lite when missing;
+and the repository address of ``_config.yml`` (launch buttons) from ``pada_lite/project.py``.
 
 The notebooks are committed (Colab opens them from GitHub; the launch buttons point at them) and carry no outputs.
-``python tools/colab_notebooks.py`` rewrites them; ``--check`` only reports the ones out of date with their sources
-(a test runs it, so a changed chapter whose notebook was not regenerated fails CI).
+The repository address is written once, in ``pada_lite/project.py``; the install cell and ``_config.yml``'s
+``repository:`` section (``url``, ``branch``) are derived from it here.
+``python tools/colab_notebooks.py`` rewrites both; ``--check`` only reports what is out of date with the sources
+(a test runs it, so a changed chapter or address that was not propagated fails CI).
 """
 from __future__ import annotations
 
+import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -15,13 +20,32 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
-CONFIG = REPO / "_config.yml"  # its repository: section names the address the install cell uses
+CONFIG = REPO / "_config.yml"  # its repository: section (url, branch) draws the launch buttons
+PROJECT = REPO / "pada_lite" / "project.py"  # the one place the repository address is written
+
+
+def project():
+    """``pada_lite/project.py``, loaded alone (importing the package would import torch)."""
+    spec = importlib.util.spec_from_file_location("pada_lite_project", PROJECT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def config_text(text: str) -> str:
+    """``_config.yml``'s text with the repository ``url`` and ``branch`` lines set from project.py."""
+    proj = project()
+    for key, value in (("url", proj.repository_url()), ("branch", proj.BRANCH)):
+        text, count = re.subn(rf"(?m)^(repository:\n(?:[ ]+.*\n|\s*#.*\n)*?[ ]+{key}:[ ]*)\S+", rf"\g<1>{value}", text)
+        if count != 1:
+            raise SystemExit(f"{CONFIG.name}: no '{key}:' line under 'repository:' to set from pada_lite/project.py")
+    return text
 
 
 def install_cell_source() -> str:
     """The first cell: install pada_lite from the book's repository when it is not importable (Colab keeps its torch)."""
-    repo = yaml.safe_load(CONFIG.read_text())["repository"]
-    url, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
+    proj = project()
+    url, branch = proj.repository_url(), proj.BRANCH
     return ("# Colab or a fresh environment: install the pada_lite library if it is missing (the book's build has it).\n"
             "try:\n"
             "    import pada_lite\n"
@@ -59,11 +83,17 @@ def stale_notebooks() -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
+    config = CONFIG.read_text(encoding="utf-8")
     if "--check" in argv:
         stale = stale_notebooks()
         for md in stale:
             print(f"{md.with_suffix('.ipynb').relative_to(REPO)} is out of date: run python tools/colab_notebooks.py")
-        return 1 if stale else 0
+        if config_text(config) != config:
+            print(f"{CONFIG.name}'s repository url/branch differ from pada_lite/project.py: run python tools/colab_notebooks.py")
+        return 1 if stale or config_text(config) != config else 0
+    if config_text(config) != config:
+        CONFIG.write_text(config_text(config), encoding="utf-8")
+        print(f"   {CONFIG.name}: repository set from pada_lite/project.py")
     for md in chapter_sources():
         md.with_suffix(".ipynb").write_text(colab_notebook_text(md), encoding="utf-8")
     print(f"   {len(chapter_sources())} Colab notebooks written under {BOOK.relative_to(REPO)}/")
