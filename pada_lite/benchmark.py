@@ -70,7 +70,7 @@ import numpy as np
 from .groundtruth import GroundTruth
 from .metrics import kendall_tau
 from .provenance import cpu_model, label_cpu, provenance, read_json, write_json
-from .spaces.nb201 import (EDGES, NUM_NODES, PARAMETRIC_OPS, Arch, arch_to_index, arch_to_str, conv_only_archs,
+from .spaces.nb201 import (EDGES, NUM_NODES, PARAMETRIC_OPS, Arch, arch_to_product_index, arch_to_str, conv_only_archs,
                            enumerate_archs, str_to_arch)
 from .standalone import StandaloneConfig, groups_of, total_steps
 
@@ -116,7 +116,7 @@ def canonical_arch(arch: Sequence[str]) -> Arch:
     arch becomes all-'none'."""
     arch = tuple(op if live else "none" for op, live in zip(arch, live_edges(arch)))
     if arch[2] == "none":
-        arch = min(arch, swap_middle_nodes(arch), key=arch_to_index)
+        arch = min(arch, swap_middle_nodes(arch), key=arch_to_product_index)
     return arch
 
 
@@ -139,7 +139,7 @@ def distinct_connected_archs() -> list[Arch]:
 @lru_cache(maxsize=1)
 def _distinct_connected_archs() -> tuple:
     forms = {canonical_arch(a) for a in enumerate_archs() if not is_disconnected(a)}
-    return tuple(sorted(forms, key=arch_to_index))
+    return tuple(sorted(forms, key=arch_to_product_index))
 
 
 def stratified_sample(per_stratum: int = SAMPLE_PER_STRATUM, seed: int = SAMPLE_SEED) -> list[Arch]:

@@ -41,7 +41,7 @@ from torch import nn
 
 from .config import DataConfig
 from .data import ImageData, Splits, load_splits
-from .spaces.nb201 import EDGES, NUM_NODES, Arch, StandaloneNB201, SupernetConfig, arch_to_index
+from .spaces.nb201 import EDGES, NUM_NODES, Arch, StandaloneNB201, SupernetConfig, arch_to_product_index
 
 BN_STANDALONE = dict(affine=True, track_running_stats=True)  # NB201 stand-alone networks
 CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
@@ -297,7 +297,7 @@ def _block(tensor: torch.Tensor, g: int, groups: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------- training
 def init_seed(seed: int, arch: Arch) -> int:
     """Seed of the initial weights of ``arch`` in run ``seed`` (independent of the group it is trained in)."""
-    return int(seed) * 1_000_003 + arch_to_index(arch)
+    return int(seed) * 1_000_003 + arch_to_product_index(arch)
 
 
 def seeded_network(arch: Arch, seed: int, space: SupernetConfig) -> StandaloneNB201:

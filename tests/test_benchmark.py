@@ -72,7 +72,7 @@ def fake_training(monkeypatch):
 
     def fake_run(unit, checkpoint=None):
         trained.append(unit.name)
-        acc = [80.0 + bm.arch_to_index(a) % 7 + unit.seed * 0.1 for a in unit.archs]
+        acc = [80.0 + bm.arch_to_product_index(a) % 7 + unit.seed * 0.1 for a in unit.archs]
         return {"unit": unit.name, "group": unit.group, "seed": unit.seed,
                 "archs": [arch_to_str(a) for a in unit.archs], "test_acc": acc, "eval_acc": acc,
                 "wall_time_s": 1.0, "cpu_time_s": 1.0}
@@ -101,7 +101,7 @@ def test_resume_skips_finished_units(tmp_path, fake_training, monkeypatch):
     assert fake_training[3:] == ["g01-s1"] and complete["complete"]
     truth = load_lite_ground_truth(out.with_suffix(".json"), TINY)
     arch = evaluation_archs()[0]
-    assert truth[arch] == pytest.approx(80.05 + bm.arch_to_index(arch) % 7)
+    assert truth[arch] == pytest.approx(80.05 + bm.arch_to_product_index(arch) % 7)
     assert sorted(p.name for p in (out / "units").iterdir()) == [f"g0{g}-s{s}.json" for g in (0, 1) for s in (0, 1)]
 
 
