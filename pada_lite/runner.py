@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .paths import locate
 from .provenance import read_json, write_json
 
 NEUTRAL = "neutral"
@@ -113,8 +114,9 @@ class Job:
 
 @dataclass
 class Context:
-    """What a running job gets: its partial folder, the per-process shared state and a progress callback."""
+    """What a running job gets: its name, partial folder, the per-process shared state and a progress callback."""
 
+    name: str
     partial: Path
     shared: Any
     on_progress: Callable[[int, bool], None]  # (work done now, or restored from partial state)
@@ -122,14 +124,15 @@ class Context:
 
 def load_record(job: Job) -> dict | None:
     """The job's record if it exists and its config has the job's identity (done), else None (to run)."""
-    if not job.path.exists():
+    path = locate(job.path)
+    if not path.exists():
         return None
-    fix = f"delete {job.path} to recompute it"
+    fix = f"delete {path} to recompute it"
     try:
-        record = read_json(job.path)
+        record = read_json(path)
         recorded = KINDS[job.kind].config_class.from_dict(record["job"]["config"])
     except (ValueError, TypeError, KeyError, AttributeError) as err:
-        raise JobError(f"record {job.path} is corrupt ({type(err).__name__}: {err}); {fix}") from None
+        raise JobError(f"record {path} is corrupt ({type(err).__name__}: {err}); {fix}") from None
     return record if identity(recorded) == job.identity else None
 
 
@@ -152,6 +155,11 @@ def prepare_partial(job: Job) -> Path:
     return job.partial
 
 
+def recorded_identity(record: dict) -> str:
+    """The identity of the config a record holds (by today's neutral fields)."""
+    return identity(KINDS[record["job"]["kind"]].config_class.from_dict(record["job"]["config"]))
+
+
 def job_header(job: Job) -> dict:
     """What every record holds about its job: kind, identity and the full config (neutral fields included)."""
     return {"job": {"kind": job.kind, "identity": job.identity, "config": job.config.to_dict()}}
@@ -171,7 +179,7 @@ def _shared(kind: JobKind, config: Any) -> Any:
 def _execute(job: Job) -> dict:
     """Run one job in this process and write its record; returns the record."""
     kind = KINDS[job.kind]
-    context = Context(prepare_partial(job), _shared(kind, job.config), _PROCESS["on_progress"])
+    context = Context(job.name, prepare_partial(job), _shared(kind, job.config), _PROCESS["on_progress"])
     record = {**job_header(job), **kind.run(job.config, context)}
     write_json(job.path, record)
     shutil.rmtree(job.partial, ignore_errors=True)

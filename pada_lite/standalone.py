@@ -359,9 +359,10 @@ class Progress:
 
 
 class TrainingCheckpoint:
-    """Every ``every_s`` seconds, the full training state of one (archs, seed, config) at ``path``; resumes it."""
+    """Every ``every_s`` seconds, the full training state of one (archs, seed, config) at ``path``; resumes it when
+    its ``identity`` (:func:`pada_lite.runner.identity` of archs, seed and config) is the same."""
 
-    def __init__(self, path, identity: dict, every_s: float = 300.0):
+    def __init__(self, path, identity: str, every_s: float = 300.0):
         from pathlib import Path
         self.path, self.identity, self.every_s = Path(path), identity, every_s
         self.last_save = time.perf_counter()
@@ -462,8 +463,9 @@ def train_and_evaluate(archs: Sequence[Arch], seed: int, config: StandaloneConfi
     splits = splits or load_splits(config.data_config())
     clock = Clock()
     model = build_batched(archs, seed, config.space_config())
-    identity = {"archs": [list(a) for a in archs], "seed": int(seed), "config": config.to_dict()}
-    checkpoint = None if checkpoint_path is None else TrainingCheckpoint(checkpoint_path, identity, checkpoint_every_s)
+    from .runner import identity
+    key = identity({"archs": [list(a) for a in archs], "seed": int(seed), "config": config})
+    checkpoint = None if checkpoint_path is None else TrainingCheckpoint(checkpoint_path, key, checkpoint_every_s)
     result = train_batched(model, splits.train, config, seed, on_step, checkpoint, clock)
     result.update(evaluation_accuracies(model, splits, config.eval_batch_size))
     return {**result, **clock.totals()}

@@ -42,7 +42,7 @@ def test_readme_results_match_the_artifacts():
 
 
 def test_ground_truth_table_adds_the_split_half_columns_with_four_seeds():
-    from pada_lite.benchmark import subset_report
+    from pada_lite.reliability import subset_report
     from pada_lite.report import ground_truth_table
     rng = np.random.default_rng(1)
     acc = rng.normal(size=12) + rng.normal(scale=0.5, size=(4, 12))  # [S, N]
