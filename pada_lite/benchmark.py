@@ -1,21 +1,22 @@
 """The lite benchmark's ground truth: every evaluation arch (:mod:`pada_lite.evalset`) trained stand-alone, resumably.
 
-**Ground truth** (:func:`compute_ground_truth`): every evaluation arch trained stand-alone (:mod:`pada_lite.standalone`)
-with each seed. The work is cut into units (a group of ``config.group_size`` consecutive archs, one seed); each
-unit is a job of kind ``groundtruth`` (:mod:`pada_lite.runner`): its record is written at once to
-``<out_dir>/units/<unit>.json`` and skipped when the computation is run again with the same config, and the merged
-artifact ``<out_dir>.json`` (``data/groundtruth/lite.json``) is rewritten after every unit. Inside a unit the training
-state is saved every 5 minutes to ``<out_dir>/partial/`` (git-ignored), so a run killed with its session continues
-mid-unit: ``python -m pada_lite groundtruth`` again.
+**Ground truth** (:func:`compute_ground_truth`): every evaluation arch trained stand-alone
+(:mod:`pada_lite.standalone`) with each seed. The work is cut into units (a group of ``config.group_size``
+consecutive archs, one seed); each unit is a job of kind ``groundtruth`` (:mod:`pada_lite.runner`): its record is
+written at once to ``<out_dir>/units/<unit>.json`` and skipped when the computation is run again with the same
+config, and the merged artifact ``<out_dir>.json`` (``data/groundtruth/lite.json``) is rewritten after every unit.
+Inside a unit the training state is saved every 5 minutes to ``<out_dir>/partial/`` (git-ignored), so a run killed
+with its session continues mid-unit: ``python -m pada_lite groundtruth`` again.
 
-**Setting** (:meth:`pada_lite.standalone.StandaloneConfig.lite`): Fashion-MNIST at 8x8, C=4, three cells per
-stage, 20,000 training images, 6 epochs (474 SGD steps of 256): a short-budget accuracy, as NAS-Bench-201's 12-epoch
-table. Each network is scored on 40,000 images it never trained on: the whole 10,000-image test set plus 30,000
-held-out training-set images (``eval_acc``; the test set alone is kept as ``test_acc``). The ground truth is the
-**mean over seeds** ``SEEDS`` (0..8): single runs agree only to a Kendall tau of about 0.57, so the reliability that
-matters is that of the mean, measured by splitting the seeds into two disjoint halves (:func:`pada_lite.reliability.half_split_tau`) and
-projected to the whole mean by Spearman-Brown (:func:`pada_lite.reliability.tau_of_averages`). Seeds are added without invalidating
-anything: the merged artifact averages the seeds that every arch has (``complete_seeds``).
+**Setting** (:meth:`pada_lite.standalone.StandaloneConfig.lite`): Fashion-MNIST at 8x8, C=4, three cells per stage,
+20,000 training images, 6 epochs (474 SGD steps of 256): a short-budget accuracy, as NAS-Bench-201's 12-epoch table.
+Each network is scored on 40,000 images it never trained on: the whole 10,000-image test set plus 30,000 held-out
+training-set images (``eval_acc``; the test set alone is kept as ``test_acc``). The ground truth is the **mean over
+seeds** ``SEEDS`` (0..8): single runs agree only to a Kendall tau of about 0.57, so the reliability that matters is
+that of the mean, measured by splitting the seeds into two disjoint halves
+(:func:`pada_lite.reliability.half_split_tau`) and projected to the whole mean by Spearman-Brown
+(:func:`pada_lite.reliability.tau_of_averages`). Seeds are added without invalidating anything: the merged artifact
+averages the seeds that every arch has (``complete_seeds``).
 
 How it was chosen (``data/groundtruth/lite_pilot.json``; pilot archs: the first units' archs):
 
@@ -34,10 +35,10 @@ How it was chosen (``data/groundtruth/lite_pilot.json``; pilot archs: the first 
   better shrinks the noise and the spread together. Hence the seeds are averaged instead.
 
 Budget: 11 units of 16 archs per seed, two single-threaded workers on a 2-core machine.
-:func:`pada_lite.reliability.ground_truth_cost` computes the CPU hours from the unit records, split by the CPU each unit ran on (the README and the chapter print
-it): CPU kinds differ several-fold on this convolution-bound training, so the same ground truth fits the 6-hour
-budget on one 2-core machine and not on another. Resumable across sessions. ``--seeds`` adds or removes seeds without recomputing the others.
-"""
+:func:`pada_lite.reliability.ground_truth_cost` computes the CPU hours from the unit records, split by the CPU each
+unit ran on (the README and the chapter print it): CPU kinds differ several-fold on this convolution-bound training,
+so the same ground truth fits the 6-hour budget on one 2-core machine and not on another. Resumable across sessions.
+``--seeds`` adds or removes seeds without recomputing the others."""
 from __future__ import annotations
 
 import hashlib
@@ -245,8 +246,9 @@ def load_lite_ground_truth(path: str | Path | None = None, config: StandaloneCon
     payload = read_artifact(path)
     config = config or StandaloneConfig.lite()
     if payload["config"] != config.to_dict():
-        raise GroundTruthError(f"the ground truth was computed with another config "
-                               f"({'; '.join(config_diff(StandaloneConfig.from_dict(payload['config']), config))}); recompute it with `{RESUME_COMMAND}` "
+        diff = "; ".join(config_diff(StandaloneConfig.from_dict(payload["config"]), config))
+        raise GroundTruthError(f"the ground truth was computed with another config ({diff}); recompute it with "
+                               f"`{RESUME_COMMAND}` "
                                "into another folder, or pass the matching StandaloneConfig")
     seeds = complete_seeds(payload)
     if len(seeds) < 2:

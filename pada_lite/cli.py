@@ -49,8 +49,9 @@ def cmd_train(args) -> int:
     else:
         result = train_supernet(config, out, resume=not args.restart)
     last = result.history[-1] if result.history else {}
-    print(f"done in {result.wall_time_s:.1f} s on {result.device}: train acc {last.get('train_acc', float('nan')):.2f} %, "
-          f"loss {last.get('train_loss', float('nan')):.4f}; checkpoint and supernet in {out}")
+    print(f"done in {result.wall_time_s:.1f} s on {result.device}: "
+          f"train acc {last.get('train_acc', float('nan')):.2f} %, loss {last.get('train_loss', float('nan')):.4f}; "
+          f"checkpoint and supernet in {out}")
     return 0
 
 
@@ -192,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="units folder (default <data home>/groundtruth/lite; artifact <out>.json)")
     p.set_defaults(func=cmd_groundtruth)
     from .experiments import EXPERIMENTS
-    p = sub.add_parser("experiment", help="run one named lite experiment and write its artifact under <data home>/results/",
+    p = sub.add_parser("experiment", help="run one named lite experiment; its artifact goes to <data home>/results/",
                        description="Run a named experiment. Finished runs are kept and skipped; a run is recomputed "
                                    "when its config changed or with --force.")
     p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")

@@ -83,9 +83,11 @@ class TrainConfig:
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if self.path_sampler not in PATH_SAMPLERS:
-            raise ConfigError(f"train.path_sampler={self.path_sampler!r} is unknown; choose one of {list(PATH_SAMPLERS)}")
+            raise ConfigError(f"train.path_sampler={self.path_sampler!r} is unknown; "
+                              f"choose one of {list(PATH_SAMPLERS)}")
         if self.data_sampler not in DATA_SAMPLERS:
-            raise ConfigError(f"train.data_sampler={self.data_sampler!r} is unknown; choose one of {list(DATA_SAMPLERS)}")
+            raise ConfigError(f"train.data_sampler={self.data_sampler!r} is unknown; "
+                              f"choose one of {list(DATA_SAMPLERS)}")
         if self.pa_scope not in ("shared", "edge"):
             raise ConfigError(f"train.pa_scope must be 'shared' or 'edge', got {self.pa_scope!r}")
         if self.da_granularity not in ("sample", "class"):

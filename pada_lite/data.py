@@ -88,7 +88,8 @@ def crop_and_flip(x: torch.Tensor, generator: torch.Generator | None = None, pad
     shifts = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=gen_device).to(x.device)
     flips = torch.rand(b, generator=generator, device=gen_device).to(x.device) < 0.5
     padded = F.pad(x, (pad, pad, pad, pad))
-    rows = (torch.arange(h, device=x.device).view(1, h) + shifts[:, :1]).view(b, 1, h, 1).expand(b, x.shape[1], h, w + 2 * pad)
+    rows = (torch.arange(h, device=x.device).view(1, h) + shifts[:, :1]).view(b, 1, h, 1)
+    rows = rows.expand(b, x.shape[1], h, w + 2 * pad)
     out = padded.gather(2, rows)
     cols = torch.arange(w, device=x.device).view(1, w) + shifts[:, 1:]
     cols = torch.where(flips.view(b, 1), cols.flip(1), cols)

@@ -23,8 +23,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .spaces.nb201 import (PARAMETRIC_OPS, Arch, arch_to_product_index, conv_only_archs, enumerate_archs, is_connected,
-                           live_edges, prune_dead_edges)
+from .spaces.nb201 import (
+    PARAMETRIC_OPS,
+    Arch,
+    arch_to_product_index,
+    conv_only_archs,
+    enumerate_archs,
+    is_connected,
+    live_edges,
+    prune_dead_edges,
+)
 
 SAMPLE_SEED = 0            # draws the stratified sample
 SAMPLE_PER_STRATUM = 5     # archs per (n_conv3x3, n_conv1x1) stratum: 21 strata -> 105 archs
@@ -107,5 +115,6 @@ def is_conv_only(arch: Sequence[str]) -> bool:
 
 
 EVALUATION_SET_DOC = (f"64 conv-only archs + {SAMPLE_PER_STRATUM} canonical connected archs per (n_conv3x3, n_conv1x1) "
-                      f"stratum with <= {MAX_SAMPLED_PARAMETRIC} convs (numpy default_rng({SAMPLE_SEED})), each list shuffled "
-                      f"with default_rng({ORDER_SEED}) and interleaved in proportion; see pada_lite.evalset")
+                      f"stratum with <= {MAX_SAMPLED_PARAMETRIC} convs (numpy default_rng({SAMPLE_SEED})), "
+                      f"each list shuffled with default_rng({ORDER_SEED}) and interleaved in proportion; "
+                      "see pada_lite.evalset")

@@ -9,7 +9,8 @@ preset changed with :func:`vary` (``dataclasses.replace`` per section), never a 
 the units into the artifact the book loads and scores the rankings against the lite ground truth there, so a unit
 never depends on the ground truth and the two can be computed in parallel.
 
-- ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv archs.
+- ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv
+  archs.
 - ``main``: SPOS, FairNAS, PA only, DA only, PA&DA at equal budget; all ranking metrics, GV, wall time; 3 seeds.
 - ``ablations``: batch size, τ schedule, sample- vs class-wise DA, unweighted vs unbiased importance weighting,
   shared vs per-edge path distribution (all on PA&DA; its reference row is the ``main`` experiment's PA&DA units).
@@ -108,8 +109,8 @@ class Unit:
         ops = set(self.config.space.ops)
         archs = tuple(arch_to_str(a) for a in evaluation_archs_for(self.experiment) if set(a) <= ops)
         folder = Path(results_dir) / self.experiment
-        return Job("supernet", self.key, SupernetJob(self.config, archs, self.rank_every_epoch, self.experiment,
-                                                     self.label), folder / f"{self.key}.json", folder / "partial" / self.key)
+        config = SupernetJob(self.config, archs, self.rank_every_epoch, self.experiment, self.label)
+        return Job("supernet", self.key, config, folder / f"{self.key}.json", folder / "partial" / self.key)
 
     @property
     def identity(self) -> str:
@@ -129,7 +130,8 @@ def _units(name: str, settings: dict[str, dict], seeds=SEEDS, base: dict | None 
 
 
 def motivation_units(seeds=(0, 1)) -> list[Unit]:
-    settings = {f"{k} ops": {"space": {"ops": tuple(ops)}, "train": METHODS["SPOS"]} for k, ops in MOTIVATION_OPS.items()}
+    settings = {f"{k} ops": {"space": {"ops": tuple(ops)}, "train": METHODS["SPOS"]}
+                for k, ops in MOTIVATION_OPS.items()}
     return _units("motivation", settings, seeds)
 
 

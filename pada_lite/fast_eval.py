@@ -40,7 +40,8 @@ LIVE_TENSORS_PER_ROW_UNBATCHED = 4   # unbatched: rows of the shared first cell 
 
 
 # ----------------------------------------------------------------------------------------------- arch sets
-def distinct_archs(archs: Sequence[tuple], ops: Sequence[str], merge_dead_edges: bool) -> tuple[list[tuple], np.ndarray]:
+def distinct_archs(archs: Sequence[tuple], ops: Sequence[str],
+                   merge_dead_edges: bool) -> tuple[list[tuple], np.ndarray]:
     """Distinct archs to evaluate (sorted by op index, edge 0 first) and each input arch's position among them."""
     keys = [prune_dead_edges(a) if merge_dead_edges else tuple(a) for a in archs]
     unique = sorted(set(keys), key=lambda a: [ops.index(op) if op in ops else -1 for op in a])
@@ -170,7 +171,8 @@ def supports_fast(model: nn.Module) -> bool:
     """Whether ``model`` is an NB201 supernet built from modules this module can batch (else use the simple loop)."""
     if not isinstance(model, NB201Supernet) or type(model).forward_from_stem is not NB201Supernet.forward_from_stem:
         return False
-    parts = [op for layer in model.cells if isinstance(layer, SearchCell) for edge in layer.edges for op in edge.values()]
+    parts = [op for layer in model.cells if isinstance(layer, SearchCell)
+             for edge in layer.edges for op in edge.values()]
     parts += [layer for layer in model.cells if not isinstance(layer, SearchCell)] + [model.head]
     return all(type(layer) in (SearchCell, ResNetBlock) for layer in model.cells) and all(map(_batchable, parts))
 

@@ -69,8 +69,8 @@ def motivation_table(summary: dict) -> str:
 def results_markdown() -> str:
     """All lite result tables, from data/groundtruth/lite.json and data/results/{main,motivation}.json."""
     from .benchmark import read_artifact
-    from .reliability import ground_truth_cost, ground_truth_report
     from .experiments import load_experiment
+    from .reliability import ground_truth_cost, ground_truth_report
     main, motivation = load_experiment("main"), load_experiment("motivation")
     payload = read_artifact()
     cost, report = ground_truth_cost(payload), ground_truth_report(payload)

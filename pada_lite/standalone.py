@@ -250,13 +250,13 @@ class BatchedNB201(nn.Module):
         """(batched module, the matching module of each network it holds), over the whole model."""
         inner = [net.net for net in nets]
         yield self.stem, [n.stem for n in inner]
-        for l, layer in enumerate(self.cells):
+        for position, layer in enumerate(self.cells):
             if isinstance(layer, BatchedResNetBlock):
-                yield layer, [n.cells[l] for n in inner]
+                yield layer, [n.cells[position] for n in inner]
                 continue
             for e, edge in enumerate(layer.edges):
                 for op, grouped in edge.items():
-                    yield grouped.op, [inner[a].cells[l].edges[e][op] for a in grouped.members]
+                    yield grouped.op, [inner[a].cells[position].edges[e][op] for a in grouped.members]
         yield self.head, [n.head for n in inner]
         yield self.classifier, [n.classifier for n in inner]
 

@@ -1,7 +1,6 @@
 """Supernet training (single path per step, any path sampler x data sampler) with exact checkpoint/resume."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from . import __version__
 from .config import ConfigError, RunConfig
 from .data import Splits, load_splits
-from .provenance import provenance, read_json, torch_save, write_json
+from .provenance import provenance, torch_save, write_json
 from .samplers import make_data_sampler
 from .spaces import build_supernet, make_path_sampler
 
@@ -228,7 +227,8 @@ class Trainer:
             self.save_checkpoint()
         result = TrainResult(self.model, self.history, self.elapsed, str(self.device), self.run_dir)
         if self.run_dir is not None:
-            torch_save(self.run_dir / "supernet.pt", {"config": self.config.to_dict(), "model": self.model.state_dict()})
+            torch_save(self.run_dir / "supernet.pt",
+                       {"config": self.config.to_dict(), "model": self.model.state_dict()})
             write_json(self.run_dir / "train.json", {"history": self.history, **provenance(
                 self.config, self.config.train.seed, self.device, self.elapsed)})
         return result

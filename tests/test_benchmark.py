@@ -211,8 +211,8 @@ def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
 
 
 def test_ground_truth_cost_is_split_by_the_cpu_each_unit_ran_on():
-    from pada_lite.reliability import ground_truth_cost
     from pada_lite.provenance import label_cpu
+    from pada_lite.reliability import ground_truth_cost
     fast, slow = "cpu (2 cores, Intel Xeon, AVX512), 2 worker process(es) x 1 thread(s)", \
         "cpu (2 cores, AMD EPYC, AVX2), 2 worker process(es) x 1 thread(s)"
     assert label_cpu(slow) == "AMD EPYC, AVX2" and label_cpu("cpu (2 cores), 1 worker") == ""

@@ -49,7 +49,8 @@ def test_arch_sets():
 
 
 @pytest.mark.parametrize("item, expected", [
-    ("train.epochs=2.5", "train.epochs='2.5' is not an integer"), ("train.epochs=true", "train.epochs='true' is not an integer"),
+    ("train.epochs=2.5", "train.epochs='2.5' is not an integer"),
+    ("train.epochs=true", "train.epochs='true' is not an integer"),
     ("train.lr=abc", "train.lr='abc' is not a number"), ("train.epochs=five", "train.epochs='five' is not an integer"),
     ("data.train_size=lots", "data.train_size='lots' is not an integer or none"),
     ("train.amp=maybe", "train.amp='maybe' is not true or false")])
@@ -70,7 +71,8 @@ def test_rank_against_nb201_fails_before_evaluating_when_the_ground_truth_is_unr
     from pada_lite.provenance import torch_save
     from pada_lite.spaces import build_supernet
     config = override(lite(), TINY)
-    torch_save(tmp_path / "supernet.pt", {"config": config.to_dict(), "model": build_supernet(config.space).state_dict()})
+    model = build_supernet(config.space)
+    torch_save(tmp_path / "supernet.pt", {"config": config.to_dict(), "model": model.state_dict()})
     monkeypatch.setenv("PADA_LITE_CACHE", str(tmp_path / "cache"))   # empty cache
     monkeypatch.setenv("PADA_LITE_MIRROR", str(tmp_path / "mirror"))  # empty mirror
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))

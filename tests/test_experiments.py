@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from pada_lite import experiments, runner
-from pada_lite.experiments import (RESULTS_DIR, ExperimentError, experiment_units, load_experiment, load_unit,
-                                   run_experiment, unit_path)
+from pada_lite.experiments import (
+    RESULTS_DIR,
+    ExperimentError,
+    experiment_units,
+    load_experiment,
+    load_unit,
+    run_experiment,
+    unit_path,
+)
 
 
 def assert_same_run(new: dict, old: dict) -> None:
@@ -142,7 +149,8 @@ def test_stability_analysis_counts_top1_moves():
 def test_supernet_seed_tau_compares_the_seeds_rankings():
     from pada_lite.experiments import supernet_seed_tau
     from pada_lite.spaces import arch_to_str, conv_only_archs
-    archs = [arch_to_str(a) for a in conv_only_archs()[:3]] + ["|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    skip = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    archs = [arch_to_str(a) for a in conv_only_archs()[:3]] + [skip]
     records = [{"archs": archs, "supernet_acc": acc} for acc in ([1, 2, 3, 4], [1, 2, 3, 4], [3, 2, 1, 4])]
     out = supernet_seed_tau(records)
     # pairs (0,1): all tau 1; (0,2) and (1,2): all 0 (3 discordant of 6), conv-only -1

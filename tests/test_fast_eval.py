@@ -8,8 +8,14 @@ import torch
 from pada_lite.data import ImageData
 from pada_lite.evaluation import evaluate_archs, evaluate_archs_simple
 from pada_lite.fast_eval import ChunkForward, distinct_archs, evaluate_archs_fast, plan_network, supports_fast
-from pada_lite.spaces.nb201 import (NB201_OPS, NB201Supernet, SupernetConfig, conv_only_archs, enumerate_archs,
-                                    prune_dead_edges)
+from pada_lite.spaces.nb201 import (
+    NB201_OPS,
+    NB201Supernet,
+    SupernetConfig,
+    conv_only_archs,
+    enumerate_archs,
+    prune_dead_edges,
+)
 
 ALL = enumerate_archs()
 

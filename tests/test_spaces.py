@@ -1,9 +1,19 @@
 import pytest
 import torch
 
-from pada_lite.spaces import (NB201_OPS, ArchError, NB201Supernet, StandaloneNB201, SupernetConfig, arch_to_product_index,
-                              arch_to_str, conv_only_archs, enumerate_archs, product_index_to_arch, is_connected,
-                              str_to_arch)
+from pada_lite.spaces import (
+    ArchError,
+    NB201Supernet,
+    StandaloneNB201,
+    SupernetConfig,
+    arch_to_product_index,
+    arch_to_str,
+    conv_only_archs,
+    enumerate_archs,
+    is_connected,
+    product_index_to_arch,
+    str_to_arch,
+)
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 

@@ -7,8 +7,14 @@ import torch
 
 from pada_lite.config import ConfigError
 from pada_lite.schedules import ScheduleError, distributions_after_epoch, make_schedule
-from pada_lite.widgets import (DEFAULT_SCHEDULES, DYNAMIC, TRACES_PER_SCHEDULE, schedule_snapshot,
-                               tau_schedule_figure, tau_schedule_widget)
+from pada_lite.widgets import (
+    DEFAULT_SCHEDULES,
+    DYNAMIC,
+    TRACES_PER_SCHEDULE,
+    schedule_snapshot,
+    tau_schedule_figure,
+    tau_schedule_widget,
+)
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EPOCHS, SAMPLES = 4, 40

@@ -19,10 +19,11 @@ CONFIG = REPO / "_config.yml"  # its repository: section names the address the i
 
 
 def install_cell_source() -> str:
-    """The first cell: install pada_lite from the book's repository when it is not importable (Colab keeps its torch)."""
+    """The first cell: install pada_lite from the book's repository when it is missing (Colab keeps its torch)."""
     repo = yaml.safe_load(CONFIG.read_text())["repository"]
     url, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
-    return ("# Colab or a fresh environment: install the pada_lite library if it is missing (the book's build has it).\n"
+    return ("# Colab or a fresh environment: install the pada_lite library if it is missing "
+            "(the book's build has it).\n"
             "try:\n"
             "    import pada_lite\n"
             "except ImportError:\n"
