@@ -14,23 +14,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .nb201 import (
-    EDGES,
-    NB201_OPS,
-    NUM_EDGES,
-    PARAMETRIC_OPS,
-    ArchError,
-    NB201Supernet,
-    StandaloneNB201,
-    SupernetConfig,
-    arch_to_product_index,
-    arch_to_str,
-    conv_only_archs,
-    enumerate_archs,
-    is_connected,
-    product_index_to_arch,
-    str_to_arch,
-)
+# the re-exports keep one compact list
+# isort: off
+from .nb201 import (NB201_OPS, PARAMETRIC_OPS, EDGES, NUM_EDGES, ArchError, NB201Supernet, StandaloneNB201,
+                    SupernetConfig, arch_to_product_index, arch_to_str, conv_only_archs, enumerate_archs,
+                    product_index_to_arch, is_connected, str_to_arch)
+# isort: on
 
 SPACE_MODULES = {"nb201": "nb201", "darts": "darts", "mobilenet": "mobilenet"}  # kind -> module in this package
 
