@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make book   creates .venv, installs the project, builds (executes) the book on the lite default
-#   make test   creates .venv, installs the project, runs the test suite
+#   make test   creates .venv, installs the project, lints (ruff), runs the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -20,6 +20,7 @@ book: $(STAMP)
 	bash tools/build_book.sh
 
 test: $(STAMP)
+	$(BIN)/ruff check pada_lite tests benchmarks tools
 	$(BIN)/python -m pytest -q -ra
 
 train: $(STAMP)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_ranking import add_common_args, dataset_or_random, device_from_args  # noqa: E402
+
 from pada_lite.config import override, preset  # noqa: E402
 from pada_lite.data import Splits  # noqa: E402
 from pada_lite.provenance import device_name, write_json  # noqa: E402
@@ -68,7 +69,8 @@ def main(argv=None) -> dict:
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.preset} PA&DA: {args.epochs} epochs x {len(train):,} {kind} images on {report['device']} in "
               f"{result.wall_time_s:.1f} s ({report['images_per_s']:,.0f} img/s), final train loss "
-              f"{report['final_train_loss']:.3f}{' (torchrun, ' + str(report['world_size']) + ' process)' if args.distributed else ''}")
+              f"{report['final_train_loss']:.3f}"
+              + (f" (torchrun, {report['world_size']} process)" if args.distributed else ""))
         if args.out:
             write_json(Path(args.out), report)
     return report

@@ -142,7 +142,8 @@ def main(argv=None) -> dict:
     if args.simple:
         _, simple_s = timed(lambda: evaluate_archs_simple(model, archs, data.to(device), batch_size), device)
         report.update(simple_s=round(simple_s, 3), speedup_vs_simple=round(simple_s / fast_s, 2))
-        print(f"  simple    {simple_s:9.2f} s  {len(archs) / simple_s:9.2f} archs/s  (fast is {simple_s / fast_s:.2f}x)")
+        print(f"  simple    {simple_s:9.2f} s  {len(archs) / simple_s:9.2f} archs/s  "
+              f"(fast is {simple_s / fast_s:.2f}x)")
     if not args.skip_reference:
         ref, ref_s = timed(lambda: reference_accuracies(model, archs, data, batch_size, device), device)
         diff = np.abs(np.round(ref * len(data) / 100) - np.round(fast * len(data) / 100))   # in correct images

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_ranking import add_common_args, dataset_or_random, device_from_args, timed  # noqa: E402
+
 from pada_lite.config import override, preset  # noqa: E402
 from pada_lite.data import ImageData, Splits  # noqa: E402
 from pada_lite.provenance import device_name, write_json  # noqa: E402

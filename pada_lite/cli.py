@@ -1,4 +1,9 @@
-"""Command line: ``python -m pada_lite {train,rank} ...`` (``--help`` on each)."""
+"""Command line: ``python -m pada_lite COMMAND ...``; ``--help`` lists the commands, ``COMMAND --help`` explains one.
+
+Each command is a ``cmd_<name>(args) -> exit code`` function and a block in :func:`build_parser`; a new command adds
+both (and its error class to :data:`USER_ERRORS` when it has one). Every command checks what it needs (config, data,
+ground truth) before long work.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, RunConfig, override, preset, PRESETS
+from .config import PRESETS, ConfigError, RunConfig, override, preset
 
 
 def _config_from_args(args) -> RunConfig:
@@ -44,8 +49,9 @@ def cmd_train(args) -> int:
     else:
         result = train_supernet(config, out, resume=not args.restart)
     last = result.history[-1] if result.history else {}
-    print(f"done in {result.wall_time_s:.1f} s on {result.device}: train acc {last.get('train_acc', float('nan')):.2f} %, "
-          f"loss {last.get('train_loss', float('nan')):.4f}; checkpoint and supernet in {out}")
+    print(f"done in {result.wall_time_s:.1f} s on {result.device}: "
+          f"train acc {last.get('train_acc', float('nan')):.2f} %, loss {last.get('train_loss', float('nan')):.4f}; "
+          f"checkpoint and supernet in {out}")
     return 0
 
 
@@ -71,15 +77,15 @@ def cmd_rank(args) -> int:
     from .training import load_supernet
     model, config = load_supernet(args.run, args.device)
     archs = arch_set(args.archs, config.space.ops, args.count or config.rank.sample_archs, config.rank.sample_seed)
+    truth = None
+    if args.ground_truth:  # before the evaluation: an offline failure must not cost it
+        from .groundtruth import GroundTruth
+        truth = GroundTruth.nb201("mirror-json" if args.ground_truth == "nb201" else args.ground_truth)
+        truth = truth.accuracies(archs)
     test = load_splits(config.data).test
     start = time.perf_counter()
     acc = evaluate_archs(model, archs, test, config.rank.batch_size, amp=args.amp, progress=True, method=args.method)
     wall = time.perf_counter() - start
-    truth = None
-    if args.ground_truth:
-        from .groundtruth import GroundTruth
-        truth = GroundTruth.nb201("mirror-json" if args.ground_truth == "nb201" else args.ground_truth)
-        truth = truth.accuracies(archs)
     out = Path(args.out or Path(args.run) / f"rank_{args.archs}.json")
     record = write_rank_artifact(out, archs, acc, config, args.device, wall, truth, config.train.seed,
                                  method=args.method, batch_size=config.rank.batch_size)
@@ -94,7 +100,8 @@ def cmd_rank(args) -> int:
 
 
 def cmd_groundtruth(args) -> int:
-    from .benchmark import DEFAULT_OUT, compute_ground_truth, ground_truth_report
+    from .benchmark import DEFAULT_OUT, compute_ground_truth
+    from .reliability import ground_truth_report
     from .standalone import StandaloneConfig
     out = Path(args.out or DEFAULT_OUT)
     limit = 0 if args.status else args.limit_units
@@ -119,14 +126,14 @@ def cmd_groundtruth(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiments import reproduce, run_experiment
+    from .experiments import RESULTS_DIR, reproduce, run_experiment
     start = time.perf_counter()
     if args.command == "reproduce":
         summaries = reproduce(force=args.force, workers=args.workers)
     else:
         summaries = {args.name: run_experiment(args.name, force=args.force, workers=args.workers)}
     for name, summary in summaries.items():
-        print(f"{name}: {len(summary['units'])} runs -> data/results/{name}.json")
+        print(f"{name}: {len(summary['units'])} runs -> {RESULTS_DIR / name}.json")
         for row in summary["rows"]:
             tau = row.get("all", {}).get("kendall_tau")
             print(f"  {row['label']:18s}" + (f" Kendall tau {tau['mean']:.3f} ± {tau['std']:.3f}" if tau else "") +
@@ -183,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-units", type=int, help="train at most this many missing units, then stop")
     p.add_argument("--status", action="store_true", help="train nothing: rebuild the artifact, report progress")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes, 1 thread each (default 2)")
-    p.add_argument("--out", help="units folder (default data/groundtruth/lite; artifact <out>.json)")
+    p.add_argument("--out", help="units folder (default <data home>/groundtruth/lite; artifact <out>.json)")
     p.set_defaults(func=cmd_groundtruth)
     from .experiments import EXPERIMENTS
-    p = sub.add_parser("experiment", help="run one named lite experiment and write its artifact under data/results/",
+    p = sub.add_parser("experiment", help="run one named lite experiment; its artifact goes to <data home>/results/",
                        description="Run a named experiment. Finished runs are kept and skipped; a run is recomputed "
                                    "when its config changed or with --force.")
     p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
@@ -200,10 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="parallel single-threaded worker processes (default 2)")
     p.set_defaults(func=cmd_experiment)
     p = sub.add_parser("report", help="print the lite result tables (ground truth, main, motivation)",
-                       description="Markdown tables made from data/groundtruth/lite.json and data/results/*.json.")
+                       description="Markdown tables made from the ground truth and experiment artifacts.")
     p.add_argument("--update-readme", action="store_true", help="rewrite the results block of README.md")
     p.set_defaults(func=cmd_report)
     return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors in the user's input or environment: printed as one line, never as a traceback."""
+    from .benchmark import GroundTruthError
+    from .data import DataError
+    from .experiments import ExperimentError
+    from .remote import DataFileError
+    from .runner import JobError
+    from .training import TrainingError
+    return (ConfigError, DataError, DataFileError, TrainingError, ExperimentError, GroundTruthError, JobError,
+            FileNotFoundError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,14 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .data import DataError
-    from .benchmark import GroundTruthError
-    from .experiments import ExperimentError
-    from .remote import DataFileError
-    from .training import TrainingError
     try:
         return args.func(args)
-    except (ConfigError, DataError, DataFileError, TrainingError, ExperimentError, GroundTruthError, FileNotFoundError, ValueError) as err:
+    except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

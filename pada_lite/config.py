@@ -1,11 +1,19 @@
-"""Run configuration: dataclasses with commented defaults, and the named presets ``lite`` and ``paper``."""
+"""Run configuration: dataclasses with commented defaults, and the named presets ``lite`` and ``paper``.
+
+Fields made with :func:`pada_lite.runner.neutral` (progress display, device, checkpoint cadence) do not change a
+run's results: they are left out of its identity (a checkpoint resumes, a record counts as done, whatever they are).
+"""
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from .runner import neutral
 from .spaces.nb201 import SupernetConfig
 
 
@@ -24,7 +32,7 @@ class DataConfig:
 
     dataset: str = "fashion_mnist"     # fashion_mnist | cifar10 | cifar100 | imagenet
     root: str | None = None            # None: $PADA_LITE_DATA, else the Debian/torchvision default for the dataset
-    image_size: int = 8                # resize to this square size (None keeps the native size)
+    image_size: int | None = 8         # resize to this square size (None keeps the native size)
     train_size: int | None = 12000     # training images used (None: all that are not held out for validation)
     valid_size: int = 0                # images held out of the training set (fixed split_seed) for validation
     test_size: int | None = None       # images of the test set used for ranking (None: the whole test set)
@@ -52,7 +60,7 @@ class TrainConfig:
     lr: float = 0.05                   # SGD learning rate, cosine-annealed to lr_min over all steps
     lr_min: float = 0.0                # final learning rate of the cosine schedule
     momentum: float = 0.9
-    nesterov: bool = False             # plain momentum, as the issue states the reference setting
+    nesterov: bool = False             # plain momentum, as the reference PA&DA code
     weight_decay: float = 2.5e-4
     grad_clip: float = 5.0             # max global gradient L2 norm (<= 0 disables clipping)
     seed: int = 0                      # seeds weights, path and data sampling
@@ -64,9 +72,9 @@ class TrainConfig:
     importance_weighting: bool = False  # multiply the loss by 1/(K p) and 1/(N q) (unbiased); reference: False
     amp: bool = False                  # bfloat16/float16 autocast on CUDA
     channels_last: bool = False        # channels_last memory format on CUDA
-    device: str = "auto"               # auto (cuda if available) | cpu | cuda | cuda:N
-    checkpoint_every_steps: int = 0    # also checkpoint inside an epoch every N steps (0: only at epoch ends)
-    progress: bool = True              # tqdm progress bar
+    device: str = neutral("auto")      # auto (cuda if available) | cpu | cuda | cuda:N
+    checkpoint_every_steps: int = neutral(0)  # also checkpoint inside an epoch every N steps (0: only at epoch ends)
+    progress: bool = neutral(True)     # tqdm progress bar
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -75,9 +83,11 @@ class TrainConfig:
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if self.path_sampler not in PATH_SAMPLERS:
-            raise ConfigError(f"train.path_sampler={self.path_sampler!r} is unknown; choose one of {list(PATH_SAMPLERS)}")
+            raise ConfigError(f"train.path_sampler={self.path_sampler!r} is unknown; "
+                              f"choose one of {list(PATH_SAMPLERS)}")
         if self.data_sampler not in DATA_SAMPLERS:
-            raise ConfigError(f"train.data_sampler={self.data_sampler!r} is unknown; choose one of {list(DATA_SAMPLERS)}")
+            raise ConfigError(f"train.data_sampler={self.data_sampler!r} is unknown; "
+                              f"choose one of {list(DATA_SAMPLERS)}")
         if self.pa_scope not in ("shared", "edge"):
             raise ConfigError(f"train.pa_scope must be 'shared' or 'edge', got {self.pa_scope!r}")
         if self.da_granularity not in ("sample", "class"):
@@ -137,20 +147,53 @@ def _build(cls, values: dict, section: str):
 
 
 def override(config: RunConfig, assignments: list[str]) -> RunConfig:
-    """Apply ``section.field=value`` overrides (values parsed as JSON, else kept as strings)."""
-    d = config.to_dict()
+    """Apply ``section.field=value`` overrides (``--set``), each value converted through the field's type."""
     for item in assignments:
         key, sep, raw = item.partition("=")
         section, dot, name = key.partition(".")
-        if not sep or not dot or section not in d or not isinstance(d[section], dict):
+        part = getattr(config, section, None) if section != "name" else None
+        if not sep or not dot or not dataclasses.is_dataclass(part):
             raise ConfigError(f"override {item!r} must look like section.field=value, e.g. train.epochs=5")
-        if name not in d[section]:
-            raise ConfigError(f"unknown field {name!r} in section {section!r}; known: {sorted(d[section])}")
-        try:
-            d[section][name] = json.loads(raw)
-        except json.JSONDecodeError:
-            d[section][name] = raw
-    return RunConfig.from_dict(d)
+        hints = typing.get_type_hints(type(part))
+        if name not in {f.name for f in dataclasses.fields(part)}:
+            raise ConfigError(f"unknown field {name!r} in section {section!r}; known: {sorted(hints)}")
+        value = convert(raw, hints[name], f"{section}.{name}")
+        config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{name: value})})
+    return config
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def convert(raw: str, kind: Any, name: str) -> Any:
+    """The text ``raw`` as a value of type ``kind`` (int, float, bool, str, X | None; else JSON or the text)."""
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union \
+        else (kind,)
+    if type(None) in options and raw.strip().lower() in ("none", "null"):
+        return None
+    options = [t for t in options if t is not type(None)]
+    base = options[0] if len(options) == 1 else Any
+    if base is bool and raw.strip().lower() in _BOOLS:
+        return _BOOLS[raw.strip().lower()]
+    if base is int and re.fullmatch(r"[+-]?\d+", raw.strip()):
+        return int(raw)
+    if base is float and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", raw.strip()):
+        return float(raw)
+    if base is str:
+        return raw
+    if base in _TYPE_NAMES:
+        expected = _TYPE_NAMES[base] + (" or none" if type(None) in typing.get_args(kind) else "")
+        raise ConfigError(f"{name}={raw!r} is not {expected} ({name} expects {kind_name(kind)})")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def kind_name(kind: Any) -> str:
+    """Readable type name: int, float | None, ..."""
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
 
 
 def lite() -> RunConfig:

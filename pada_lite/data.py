@@ -10,7 +10,6 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,8 +20,6 @@ from .config import DataConfig
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                         "Bag", "Ankle boot")
 STATS = {"fashion_mnist": ((0.2860,), (0.3530,)),
          "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
          "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -83,13 +80,6 @@ class ImageData:
             x = crop_and_flip(x, generator)
         return x, self.labels[indices]
 
-    def batches(self, order: torch.Tensor, batch_size: int, augment: bool = False,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Iterate ``(x, y, indices)`` over ``order`` in chunks of ``batch_size``."""
-        for idx in order.split(batch_size):
-            x, y = self.batch(idx, augment, generator)
-            yield x, y, idx
-
 
 def crop_and_flip(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4) -> torch.Tensor:
     """Random crop with zero padding + random horizontal flip, batched on x's device. x: [B,C,H,W]."""
@@ -98,7 +88,8 @@ def crop_and_flip(x: torch.Tensor, generator: torch.Generator | None = None, pad
     shifts = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=gen_device).to(x.device)
     flips = torch.rand(b, generator=generator, device=gen_device).to(x.device) < 0.5
     padded = F.pad(x, (pad, pad, pad, pad))
-    rows = (torch.arange(h, device=x.device).view(1, h) + shifts[:, :1]).view(b, 1, h, 1).expand(b, x.shape[1], h, w + 2 * pad)
+    rows = (torch.arange(h, device=x.device).view(1, h) + shifts[:, :1]).view(b, 1, h, 1)
+    rows = rows.expand(b, x.shape[1], h, w + 2 * pad)
     out = padded.gather(2, rows)
     cols = torch.arange(w, device=x.device).view(1, w) + shifts[:, 1:]
     cols = torch.where(flips.view(b, 1), cols.flip(1), cols)

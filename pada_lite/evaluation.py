@@ -1,4 +1,4 @@
-"""Evaluate sub-networks with weights inherited from the supernet (no grad, batched) and rank them.
+"""Evaluate sub-networks with weights inherited from the supernet (no grad, batched).
 
 ``evaluate_archs`` uses :func:`pada_lite.fast_eval.evaluate_archs_fast` (dedupe, shared first cell, arch batching on
 CUDA) whenever the model is a plain NB201 supernet, and the per-arch loop :func:`evaluate_archs_simple` otherwise.
@@ -12,7 +12,6 @@ import torch
 
 from .data import ImageData
 from .fast_eval import autocast, evaluate_archs_fast, supports_fast
-from .metrics import ranking_report
 from .spaces.nb201 import NB201Supernet
 
 METHODS = ("auto", "fast", "simple")
@@ -51,12 +50,3 @@ def evaluate_archs(model: NB201Supernet, archs: Sequence[tuple], data: ImageData
     if method == "simple" or not supports_fast(model):
         return evaluate_archs_simple(model, archs, data, batch_size, amp, progress)
     return evaluate_archs_fast(model, archs, data, batch_size, amp, progress, chunk_size)
-
-
-def rank_archs(model: NB201Supernet, archs: Sequence[tuple], data: ImageData, true_accuracies: Sequence[float],
-               batch_size: int = 1000, top_percent: float = 5.0, top_n: int = 5) -> dict:
-    """Supernet accuracies of ``archs`` and their ranking metrics against ``true_accuracies``."""
-    predicted = evaluate_archs(model, archs, data, batch_size)
-    report = ranking_report(true_accuracies, predicted, top_percent, top_n)
-    report["predicted"] = predicted.tolist()
-    return report

@@ -1,13 +1,16 @@
 """Named experiments on the lite benchmark; each writes result artifacts (JSON with provenance) under data/results/.
 
-An experiment is a list of *units* (one supernet training + ranking each: a method, a setting and a seed). A unit's
-result (the supernet's accuracy for every evaluation arch, its training history, provenance) is saved as soon as it
-finishes, so an interrupted ``reproduce`` resumes where it stopped; a unit is re-run only when asked (``force``) or
-when its config changed. Units run in ``workers`` single-threaded processes (two on a 2-core CPU). ``summarise`` turns
+An experiment is a list of *units* (one supernet training + ranking each: a method, a setting and a seed), each a job
+of kind ``supernet`` (:mod:`pada_lite.runner`). A unit's record (the supernet's accuracy for every evaluation arch,
+its training history, provenance) is saved as soon as it finishes, and its training state after every epoch, so an
+interrupted ``reproduce`` resumes where it stopped; a unit is re-run only when asked (``force``) or when its identity
+changed. Units run in ``workers`` single-threaded processes (two on a 2-core CPU). Settings are typed: each is a
+preset changed with :func:`vary` (``dataclasses.replace`` per section), never a list of strings. ``summarise`` turns
 the units into the artifact the book loads and scores the rankings against the lite ground truth there, so a unit
 never depends on the ground truth and the two can be computed in parallel.
 
-- ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv archs.
+- ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv
+  archs.
 - ``main``: SPOS, FairNAS, PA only, DA only, PA&DA at equal budget; all ranking metrics, GV, wall time; 3 seeds.
 - ``ablations``: batch size, τ schedule, sample- vs class-wise DA, unweighted vs unbiased importance weighting,
   shared vs per-edge path distribution (all on PA&DA; its reference row is the ``main`` experiment's PA&DA units).
@@ -17,21 +20,23 @@ never depends on the ground truth and the two can be computed in parallel.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import RunConfig, lite, override
+from .config import RunConfig, lite
+from .paths import data_home, locate
 from .provenance import provenance, read_json, write_json
+from .runner import Context, Job, JobKind, load_record, neutral, recorded_identity, register, run_jobs
 from .spaces import arch_to_str, conv_only_archs
 
 SEEDS = (0, 1, 2)
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "data" / "results"
+RESULTS_DIR = data_home() / "results"
 RANK_TEST_IMAGES = 3000         # test images each final ranking uses (169 archs x 3k images: ~90 s on one core)
 EPOCH_RANK_TEST_IMAGES = 1000   # test images of the per-epoch rankings of the 64 conv archs (stability)
 STABILITY_METHODS = ("SPOS", "PA&DA")  # main units that also rank after every epoch
@@ -39,12 +44,12 @@ GV_SAMPLES, GV_BATCH = 16, 64   # gradient-variance measurement at every epoch e
 LATE_EPOCHS = 10                # GV is also summarised as the mean over the last epochs: one 16-draw measurement
                                 # is heavy-tailed under importance weights (1 / (N q) spans orders of magnitude)
 
-METHODS = {  # name -> config overrides
-    "SPOS": ["train.path_sampler=uniform", "train.data_sampler=uniform"],
-    "FairNAS": ["train.path_sampler=fair", "train.data_sampler=uniform"],
-    "PA": ["train.path_sampler=importance", "train.data_sampler=uniform"],
-    "DA": ["train.path_sampler=uniform", "train.data_sampler=importance"],
-    "PA&DA": ["train.path_sampler=importance", "train.data_sampler=importance"],
+METHODS = {  # name -> the train fields it sets
+    "SPOS": {"path_sampler": "uniform", "data_sampler": "uniform"},
+    "FairNAS": {"path_sampler": "fair", "data_sampler": "uniform"},
+    "PA": {"path_sampler": "importance", "data_sampler": "uniform"},
+    "DA": {"path_sampler": "uniform", "data_sampler": "importance"},
+    "PA&DA": {"path_sampler": "importance", "data_sampler": "importance"},
 }
 MOTIVATION_OPS = {2: ["nor_conv_1x1", "nor_conv_3x3"],
                   3: ["skip_connect", "nor_conv_1x1", "nor_conv_3x3"],
@@ -54,6 +59,34 @@ MOTIVATION_OPS = {2: ["nor_conv_1x1", "nor_conv_3x3"],
 
 class ExperimentError(RuntimeError):
     """Raised when an experiment's artifact is missing or stale; the message gives the command that fixes it."""
+
+
+def vary(config: RunConfig, **sections: dict) -> RunConfig:
+    """``config`` with fields of its sections replaced, e.g. ``vary(c, train={"epochs": 5})`` (validated)."""
+    return dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **changes)
+                                          for name, changes in sections.items()})
+
+
+@dataclass
+class SupernetJob:
+    """The config of a supernet job: train ``run``'s supernet, then rank ``archs`` with its weights."""
+
+    run: RunConfig
+    archs: tuple                     # official arch strings ranked at the end
+    rank_every_epoch: bool = False   # also rank the conv-only ones after every epoch (stability)
+    experiment: str = neutral("")    # names only: the folder and setting the record belongs to
+    label: str = neutral("")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return {"run": self.run.to_dict(), "archs": list(self.archs), "rank_every_epoch": self.rank_every_epoch,
+                "experiment": self.experiment, "label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SupernetJob":
+        """Inverse of :meth:`to_dict`."""
+        return cls(RunConfig.from_dict(d["run"]), tuple(d["archs"]), bool(d["rank_every_epoch"]),
+                   d.get("experiment", ""), d.get("label", ""))
 
 
 @dataclass
@@ -71,36 +104,39 @@ class Unit:
         safe = "".join(c if c.isalnum() or c in "=.-" else "_" for c in self.label)
         return f"{safe}-seed{self.seed}"
 
+    def job(self, results_dir: Path = RESULTS_DIR) -> Job:
+        """The unit as a runner job: record ``<results>/<experiment>/<key>.json``, state in ``partial/<key>/``."""
+        ops = set(self.config.space.ops)
+        archs = tuple(arch_to_str(a) for a in evaluation_archs_for(self.experiment) if set(a) <= ops)
+        folder = Path(results_dir) / self.experiment
+        config = SupernetJob(self.config, archs, self.rank_every_epoch, self.experiment, self.label)
+        return Job("supernet", self.key, config, folder / f"{self.key}.json", folder / "partial" / self.key)
+
     @property
-    def config_hash(self) -> str:
-        return config_hash(self.config, self.rank_every_epoch)
+    def identity(self) -> str:
+        return self.job().identity
 
 
-def config_hash(config: RunConfig, rank_every_epoch: bool = False) -> str:
-    """Short hash of everything in a unit's setup that changes its record (not the progress bar)."""
-    d = config.to_dict()
-    d["train"].pop("progress", None)
-    d["rank_every_epoch"] = bool(rank_every_epoch)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+def base_config(**sections: dict) -> RunConfig:
+    """The lite preset as every experiment uses it (no progress bars: the runner shows one), then ``sections``."""
+    config = vary(lite(), train={"progress": False}, data={"test_size": RANK_TEST_IMAGES})
+    return vary(config, **sections)
 
 
-def base_config(extra: Sequence[str] = ()) -> RunConfig:
-    """The lite preset as every experiment uses it (no progress bars: the runner shows one)."""
-    return override(lite(), ["train.progress=false", f"data.test_size={RANK_TEST_IMAGES}", *extra])
-
-
-def _units(name: str, settings: dict[str, list[str]], seeds=SEEDS, base: Sequence[str] = (), **kw) -> list[Unit]:
-    return [Unit(name, label, seed, base_config([*base, *items, f"train.seed={seed}"]), **kw)
-            for label, items in settings.items() for seed in seeds]
+def _units(name: str, settings: dict[str, dict], seeds=SEEDS, base: dict | None = None, **kw) -> list[Unit]:
+    """One unit per (setting, seed): ``settings`` maps a label to its section changes, applied after ``base``."""
+    return [Unit(name, label, seed, vary(vary(base_config(**(base or {})), **changes), train={"seed": seed}), **kw)
+            for label, changes in settings.items() for seed in seeds]
 
 
 def motivation_units(seeds=(0, 1)) -> list[Unit]:
-    settings = {f"{k} ops": [f"space.ops={json.dumps(ops)}"] + METHODS["SPOS"] for k, ops in MOTIVATION_OPS.items()}
+    settings = {f"{k} ops": {"space": {"ops": tuple(ops)}, "train": METHODS["SPOS"]}
+                for k, ops in MOTIVATION_OPS.items()}
     return _units("motivation", settings, seeds)
 
 
 def main_units(seeds=SEEDS) -> list[Unit]:
-    units = _units("main", METHODS, seeds)
+    units = _units("main", {name: {"train": changes} for name, changes in METHODS.items()}, seeds)
     for unit in units:
         unit.rank_every_epoch = unit.label in STABILITY_METHODS
     return units
@@ -118,26 +154,26 @@ def ablation_units(seeds=ABLATION_SEEDS) -> list[Unit]:
     """PA&DA with one setting changed; the reference row (lite defaults) reuses the main experiment's PA&DA units."""
     pada = METHODS["PA&DA"]
     defaults = base_config().train
-    settings = {f"batch={b}": pada + [f"train.batch_size={b}"] for b in (64, 256, 512)}
-    settings["tau=constant 0.5"] = pada + ["train.tau=0.5"]  # half importance, half uniform from epoch 1 on
-    settings["tau=cosine"] = pada + ["train.tau=cosine"]
-    settings["DA class-wise"] = pada + ["train.da_granularity=class"]
-    settings["unbiased weights"] = pada + ["train.importance_weighting=true"]
-    settings["per-edge PA"] = pada + ["train.pa_scope=edge"]
+    changes = {f"batch={b}": {"batch_size": b} for b in (64, 256, 512)}
+    changes["tau=constant 0.5"] = {"tau": 0.5}  # half importance, half uniform from epoch 1 on
+    changes["tau=cosine"] = {"tau": "cosine"}
+    changes["DA class-wise"] = {"da_granularity": "class"}
+    changes["unbiased weights"] = {"importance_weighting": True}
+    changes["per-edge PA"] = {"pa_scope": "edge"}
     reference = [u for u in main_units(seeds) if u.label == "PA&DA"]
     assert (defaults.batch_size, defaults.tau, defaults.da_granularity, defaults.pa_scope) == (128, "linear", "sample",
                                                                                                "shared")
-    return reference + _units("ablations", settings, seeds)
+    return reference + _units("ablations", {k: {"train": {**pada, **v}} for k, v in changes.items()}, seeds)
 
 
-SMOKE = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4",
-         "space.cells_per_stage=3", "train.epochs=2",
-         "train.batch_size=64", "rank.batch_size=128"]
+SMOKE = {"data": {"train_size": 512, "test_size": 256, "image_size": 8}, "space": {"channels": 4, "cells_per_stage": 3},
+         "train": {"epochs": 2, "batch_size": 64}, "rank": {"batch_size": 128}}
 
 
 def smoke_units(seeds=(0,)) -> list[Unit]:
     """A seconds-long pipeline check (tiny data, no ground truth): SPOS and PA&DA, one seed."""
-    return _units("smoke", {k: METHODS[k] for k in ("SPOS", "PA&DA")}, seeds[:1], base=SMOKE, rank_every_epoch=True)
+    settings = {k: {"train": METHODS[k]} for k in ("SPOS", "PA&DA")}
+    return _units("smoke", settings, seeds[:1], base=SMOKE, rank_every_epoch=True)
 
 
 EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {  # name -> units (each with its default seeds)
@@ -147,24 +183,21 @@ EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {  # name -> units (each wit
 
 # ------------------------------------------------------------------------------------------ running units
 def unit_path(unit: Unit, results_dir: Path = RESULTS_DIR) -> Path:
-    return Path(results_dir) / unit.experiment / f"{unit.key}.json"
+    return unit.job(results_dir).path
 
 
 def load_unit(unit: Unit, results_dir: Path = RESULTS_DIR) -> dict | None:
-    """The saved result of ``unit`` if it exists and was made with the same config, else None."""
-    path = unit_path(unit, results_dir)
-    if not path.exists():
-        return None
-    record = read_json(path)
-    return record if record.get("config_hash") == unit.config_hash else None
+    """The saved record of ``unit`` if it has the unit's identity, else None."""
+    return load_record(unit.job(results_dir))
 
 
-def evaluation_archs_for(name: str) -> list[tuple]:
+@lru_cache(maxsize=None)
+def evaluation_archs_for(name: str) -> tuple:
     """The archs the units of experiment ``name`` rank: the benchmark's evaluation set (16 conv archs for 'smoke')."""
     if name == "smoke":
-        return conv_only_archs()[::4]
-    from .benchmark import evaluation_archs
-    return evaluation_archs()
+        return tuple(conv_only_archs()[::4])
+    from .evalset import evaluation_archs
+    return tuple(evaluation_archs())
 
 
 def _rank_callback(archs, test, batch_size):
@@ -177,28 +210,54 @@ def _rank_callback(archs, test, batch_size):
     return rank_epoch
 
 
-def run_unit(unit: Unit, archs: Sequence[tuple], splits=None, run_dir: Path | None = None) -> dict:
-    """Train the unit's supernet, rank the ``archs`` of its space, and return its record (not yet saved)."""
-    from .data import load_splits
+def _progress_callback(on_progress):
+    """Epoch callback reporting one unit of work per epoch (and, once, the epochs restored from a checkpoint)."""
+    reported = []
+
+    def report(trainer, summary):
+        if not reported and trainer.epoch:
+            on_progress(trainer.epoch, True)
+        reported.append(trainer.epoch)
+        on_progress(1, False)
+
+    return report
+
+
+def train_and_rank(job: SupernetJob, context: Context) -> dict:
+    """Train the job's supernet (resuming its partial state), rank its archs; the record."""
     from .evaluation import evaluate_archs
+    from .spaces import str_to_arch
     from .training import Trainer
     from .variance import gradient_variance_callback
-    config = unit.config
-    splits = splits or load_splits(config.data)
-    ranked = [a for a in archs if set(a) <= set(config.space.ops)]
+    config, splits = job.run, context.shared
+    ranked = [str_to_arch(a) for a in job.archs]
     callbacks = [gradient_variance_callback(GV_SAMPLES, GV_BATCH)]
-    if unit.rank_every_epoch:
+    if job.rank_every_epoch:
         sub = splits.test.subset(np.arange(min(EPOCH_RANK_TEST_IMAGES, len(splits.test))))
         conv = set(conv_only_archs())
         callbacks.append(_rank_callback([a for a in ranked if a in conv], sub, config.rank.batch_size))
+    callbacks.append(_progress_callback(context.on_progress))
     start = time.perf_counter()
-    result = Trainer(config, run_dir, splits, callbacks).run()
+    result = Trainer(config, context.partial, splits, callbacks).run()
     train_time = time.perf_counter() - start
     acc = evaluate_archs(result.model, ranked, splits.test, config.rank.batch_size)
-    return {"experiment": unit.experiment, "label": unit.label, "seed": unit.seed, "config_hash": unit.config_hash,
-            "archs": [arch_to_str(a) for a in ranked], "supernet_acc": [round(float(a), 3) for a in acc],
-            "history": result.history, "train_time_s": round(train_time, 2),
-            **provenance(config, unit.seed, result.device, time.perf_counter() - start)}
+    return {"experiment": job.experiment, "label": job.label, "seed": config.train.seed, "archs": list(job.archs),
+            "supernet_acc": [round(float(a), 3) for a in acc], "history": result.history,
+            "train_time_s": round(train_time, 2),
+            **provenance(config, config.train.seed, result.device, time.perf_counter() - start)}
+
+
+def _data_key(job: SupernetJob) -> str:
+    return json.dumps(dataclasses.asdict(job.run.data), sort_keys=True)
+
+
+def _load_data(job: SupernetJob):
+    from .data import load_splits
+    return load_splits(job.run.data)
+
+
+register(JobKind("supernet", SupernetJob, train_and_rank, work=lambda job: job.run.train.epochs, setup=_load_data,
+                 setup_key=_data_key))
 
 
 def ranking_metrics(record: dict, truth) -> dict:
@@ -215,66 +274,18 @@ def ranking_metrics(record: dict, truth) -> dict:
     return metrics
 
 
-# ---------------------------------------------------------------------------------------- running units
-_WORKER_SPLITS: dict = {}
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-    torch.set_num_threads(threads)
-
-
-def _run_and_save(unit: Unit, archs: Sequence[tuple], results_dir: Path) -> Path:
-    """Worker job: run ``unit`` (loading each dataset once per process) and save its record."""
-    from .data import load_splits
-    key = _data_key(unit)
-    if key not in _WORKER_SPLITS:
-        _WORKER_SPLITS[key] = load_splits(unit.config.data)
-    path = unit_path(unit, results_dir)
-    write_json(path, run_unit(unit, archs, _WORKER_SPLITS[key]))
-    return path
-
-
 def run_units(units: list[Unit], name: str, force: bool = False, results_dir: Path = RESULTS_DIR,
-              progress: bool = True, workers: int = 1) -> None:
-    """Run and save the missing or stale ``units`` (all with ``force``), with one progress bar and its ETA.
-
-    ``workers > 1`` runs units in that many spawned processes, ``workers <= 1`` runs them here. Either way a unit
-    trains with one torch thread: CPU results depend on the thread count (reductions are split differently), and a
-    unit's numbers must not depend on where it ran.
-    """
-    todo = list({unit_path(u, results_dir): u for u in units
-                 if force or load_unit(u, results_dir) is None}.values())
-    if not todo:
-        return
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(todo), desc=f"{name}: supernet runs", disable=not progress, unit="run", smoothing=0.1)
-    if workers <= 1:
-        import torch
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            for unit in todo:
-                _run_and_save(unit, evaluation_archs_for(unit.experiment), results_dir)
-                bar.update(1)
-        finally:
-            torch.set_num_threads(previous)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        ctx = multiprocessing.get_context("spawn")  # fork after torch started its thread pool can hang
-        with ProcessPoolExecutor(workers, ctx, _init_worker, (1,)) as pool:
-            jobs = [pool.submit(_run_and_save, u, evaluation_archs_for(u.experiment), results_dir) for u in todo]
-            for job in as_completed(jobs):
-                job.result()
-                bar.update(1)
-    bar.close()
+              progress: bool = True, workers: int = 1) -> int:
+    """Run and save the units not done (all with ``force``), with one progress bar and its ETA; the number run."""
+    return run_jobs([u.job(results_dir) for u in units], name, workers, force, progress)
 
 
 def run_experiment(name: str, force: bool = False, seeds=None, results_dir: Path = RESULTS_DIR,
                    progress: bool = True, workers: int = 1) -> dict:
-    """Run the missing or stale units of experiment ``name`` (all with ``force``), then write its summary."""
+    """Run the units of experiment ``name`` not done (all with ``force``), then write its summary."""
     units = experiment_units(name, seeds)
+    if name != "smoke":
+        _ground_truth(name)  # fail before hours of training, not after, when the ground truth is missing
     run_units(units, name, force, results_dir, progress, workers)
     summary = summarise(name, [load_unit(u, results_dir) for u in units])
     write_json(Path(results_dir) / f"{name}.json", summary)
@@ -286,8 +297,7 @@ REPRODUCED = ("motivation", "main", "ablations", "stability")
 
 def reproduce(force: bool = False, results_dir: Path = RESULTS_DIR, progress: bool = True, workers: int = 1) -> dict:
     """Recompute every lite experiment artifact (one progress bar with ETA over all runs); returns the summaries."""
-    from .benchmark import load_lite_ground_truth
-    load_lite_ground_truth()  # fail before hours of training, not after, when the ground truth is missing
+    _ground_truth("main")  # fail before hours of training, not after, when the ground truth is missing
     units = [u for name in REPRODUCED for u in experiment_units(name)]
     run_units(units, "reproduce", force, results_dir, progress, workers)
     return {name: run_experiment(name, results_dir=results_dir, progress=False) for name in REPRODUCED}
@@ -298,10 +308,6 @@ def experiment_units(name: str, seeds=None) -> list[Unit]:
     if name not in EXPERIMENTS:
         raise ExperimentError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
     return EXPERIMENTS[name]() if seeds is None else EXPERIMENTS[name](seeds)
-
-
-def _data_key(unit: Unit) -> str:
-    return json.dumps(dataclasses.asdict(unit.config.data), sort_keys=True)
 
 
 # ------------------------------------------------------------------------------------------- summaries
@@ -356,7 +362,7 @@ def summarise(name: str, records: list[dict | None]) -> dict:
     labels = list(dict.fromkeys(r["label"] for r in records))
     rows = [_summarise_label([r for r in records if r["label"] == label]) for label in labels]
     summary = {"experiment": name, "rows": rows, "units": [f"{r['label']}-seed{r['seed']}" for r in records],
-               "config_hashes": sorted({r["config_hash"] for r in records}), "ground_truth": fingerprint,
+               "identities": sorted({recorded_identity(r) for r in records}), "ground_truth": fingerprint,
                **provenance(None, None, "cpu")}
     summary["device"] = records[0]["device"]  # as recorded by the units (provenance() wants a torch device)
     summary["wall_time_s"] = round(sum(r["wall_time_s"] for r in records), 1)
@@ -391,11 +397,11 @@ def stability_analysis(records: list[dict]) -> dict:
 def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=None) -> dict:
     """The artifact of experiment ``name`` if it matches the current configs and ground truth; recompute when asked
     or stale (a changed ground truth only re-scores the saved units: no supernet is retrained)."""
-    path = Path(results_dir) / f"{name}.json"
+    path = locate(Path(results_dir) / f"{name}.json")
     units = experiment_units(name, seeds)
     if not recompute and path.exists():
         summary = read_json(path)
-        if sorted({u.config_hash for u in units}) == summary.get("config_hashes") and \
+        if sorted({u.job(results_dir).identity for u in units}) == summary.get("identities") and \
                 len(summary.get("units", [])) == len(units) and summary.get("ground_truth") == _ground_truth(name)[1]:
             return summary
     if not recompute:

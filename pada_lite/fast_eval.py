@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .data import ImageData
-from .spaces.nb201 import EDGES, NUM_NODES, NB201Supernet, ResNetBlock, SearchCell, Zero
+from .spaces.nb201 import EDGES, NUM_NODES, NB201Supernet, ResNetBlock, SearchCell, Zero, prune_dead_edges
 
 NONE = "none"
 CPU_CHUNK_BYTES = 2**28      # activation budget of one chunk of archs on the CPU (cache friendly)
@@ -40,22 +40,10 @@ LIVE_TENSORS_PER_ROW_UNBATCHED = 4   # unbatched: rows of the shared first cell 
 
 
 # ----------------------------------------------------------------------------------------------- arch sets
-def canonical_arch(arch: Sequence[str]) -> tuple:
-    """``arch`` with every edge that cannot change the cell output replaced by 'none'."""
-    nonzero = {0}
-    for (i, j), op in zip(EDGES, arch):
-        if op != NONE and i in nonzero:
-            nonzero.add(j)
-    useful = {NUM_NODES - 1}
-    for (i, j), op in reversed(list(zip(EDGES, arch))):
-        if op != NONE and j in useful:
-            useful.add(i)
-    return tuple(op if i in nonzero and j in useful else NONE for (i, j), op in zip(EDGES, arch))
-
-
-def distinct_archs(archs: Sequence[tuple], ops: Sequence[str], merge_dead_edges: bool) -> tuple[list[tuple], np.ndarray]:
+def distinct_archs(archs: Sequence[tuple], ops: Sequence[str],
+                   merge_dead_edges: bool) -> tuple[list[tuple], np.ndarray]:
     """Distinct archs to evaluate (sorted by op index, edge 0 first) and each input arch's position among them."""
-    keys = [canonical_arch(a) if merge_dead_edges else tuple(a) for a in archs]
+    keys = [prune_dead_edges(a) if merge_dead_edges else tuple(a) for a in archs]
     unique = sorted(set(keys), key=lambda a: [ops.index(op) if op in ops else -1 for op in a])
     position = {a: i for i, a in enumerate(unique)}
     return unique, np.array([position[k] for k in keys], dtype=np.int64)
@@ -183,7 +171,8 @@ def supports_fast(model: nn.Module) -> bool:
     """Whether ``model`` is an NB201 supernet built from modules this module can batch (else use the simple loop)."""
     if not isinstance(model, NB201Supernet) or type(model).forward_from_stem is not NB201Supernet.forward_from_stem:
         return False
-    parts = [op for layer in model.cells if isinstance(layer, SearchCell) for edge in layer.edges for op in edge.values()]
+    parts = [op for layer in model.cells if isinstance(layer, SearchCell)
+             for edge in layer.edges for op in edge.values()]
     parts += [layer for layer in model.cells if not isinstance(layer, SearchCell)] + [model.head]
     return all(type(layer) in (SearchCell, ResNetBlock) for layer in model.cells) and all(map(_batchable, parts))
 

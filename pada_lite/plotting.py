@@ -86,7 +86,8 @@ def to_html(fig: go.Figure, div_id: str, config: dict | None = None) -> str:
         "(function () {\n"
         f'  var gd = document.getElementById("{div_id}");\n'
         "  if (!gd) { return; }\n"
-        f'  if (typeof window.Plotly === "undefined") {{ gd.style.height = "auto"; gd.innerHTML = {message}; return; }}\n'
+        f'  if (typeof window.Plotly === "undefined") {{\n'
+        f'    gd.style.height = "auto"; gd.innerHTML = {message}; return;\n  }}\n'
         f"  window.Plotly.newPlot(gd, {figure_json});\n"
         "})();\n"
         "</script>"

@@ -26,7 +26,7 @@ def device_name(device: torch.device | str) -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name and the vector instructions torch uses, e.g. 'AMD EPYC, AVX2' (CPU speed differs by both)."""
+    """The CPU's model name and the vector instructions torch uses, e.g. 'AMD EPYC, AVX2' (speed differs by both)."""
     name = platform.processor() or platform.machine()
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()

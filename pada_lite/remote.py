@@ -3,7 +3,7 @@
 Each file is pinned to a GitHub commit and a sha256. ``fetch(key)`` returns a verified copy in the cache,
 taking it from the cache, from a local mirror root named by ``$PADA_LITE_MIRROR`` (laid out like
 ``<root>/<owner>/<repo>/<commit>/<path>``) or from ``https://raw.githubusercontent.com``, in that order.
-The cache is ``$PADA_LITE_CACHE``, else ``<checkout>/data/cache`` in a source checkout, else ``~/.cache/pada_lite``;
+The cache is ``$PADA_LITE_CACHE``, else ``cache/`` in the data home (``<checkout>/data/cache`` in a source checkout);
 it uses the mirror layout, so a cache folder is itself a valid mirror root.
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from .paths import data_home
 
 CACHE_ENV = "PADA_LITE_CACHE"
 MIRROR_ENV = "PADA_LITE_MIRROR"
@@ -87,18 +89,10 @@ def remote_file(key: str) -> RemoteFile:
 
 
 def cache_dir() -> Path:
-    """``$PADA_LITE_CACHE``, else ``<checkout>/data/cache`` in a source checkout, else ``~/.cache/pada_lite``."""
+    """``$PADA_LITE_CACHE``, else ``cache/`` in the data home (:func:`pada_lite.paths.data_home`)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    checkout_data = Path(__file__).resolve().parent.parent / "data"
-    if checkout_data.is_dir():
-        return checkout_data / "cache"
-    return Path.home() / ".cache" / "pada_lite"
-
-
-def cache_path(key: str) -> Path:
-    """Where the verified copy of ``key`` lives in the cache."""
-    return cache_dir() / remote_file(key).relpath
+    return data_home() / "cache"
 
 
 def sha256_of(path: Path) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from .paths import PACKAGE
+
+README = PACKAGE.parent / "README.md"  # the checkout's README (``report --update-readme`` runs in a checkout)
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -66,8 +68,9 @@ def motivation_table(summary: dict) -> str:
 
 def results_markdown() -> str:
     """All lite result tables, from data/groundtruth/lite.json and data/results/{main,motivation}.json."""
-    from .benchmark import ground_truth_cost, ground_truth_report, read_artifact
+    from .benchmark import read_artifact
     from .experiments import load_experiment
+    from .reliability import ground_truth_cost, ground_truth_report
     main, motivation = load_experiment("main"), load_experiment("motivation")
     payload = read_artifact()
     cost, report = ground_truth_cost(payload), ground_truth_report(payload)

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from .schedules import ScoreError, check_scores, make_schedule, mix_with_uniform, tau_for_epoch
-from .spaces.nb201 import NUM_EDGES, SearchCell
+from .spaces.nb201 import NUM_EDGES
 
 
 # ================================================================================================ paths
@@ -82,7 +82,8 @@ def check_allowed(allowed: torch.Tensor, num_edges: int, k: int) -> torch.Tensor
     if tuple(allowed.shape) != (num_edges, k):
         raise ValueError(f"allowed mask has shape {tuple(allowed.shape)}, expected ({num_edges}, {k})")
     if not bool(allowed.any(1).all()):
-        raise ValueError(f"allowed mask leaves edge(s) {(~allowed.any(1)).nonzero().flatten().tolist()} without a choice")
+        empty = (~allowed.any(1)).nonzero().flatten().tolist()
+        raise ValueError(f"allowed mask leaves edge(s) {empty} without a choice")
     return allowed
 
 

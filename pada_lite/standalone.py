@@ -41,7 +41,7 @@ from torch import nn
 
 from .config import DataConfig
 from .data import ImageData, Splits, load_splits
-from .spaces.nb201 import EDGES, NUM_NODES, Arch, StandaloneNB201, SupernetConfig, arch_to_index
+from .spaces.nb201 import EDGES, NUM_NODES, Arch, StandaloneNB201, SupernetConfig, arch_to_product_index
 
 BN_STANDALONE = dict(affine=True, track_running_stats=True)  # NB201 stand-alone networks
 CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
@@ -250,13 +250,13 @@ class BatchedNB201(nn.Module):
         """(batched module, the matching module of each network it holds), over the whole model."""
         inner = [net.net for net in nets]
         yield self.stem, [n.stem for n in inner]
-        for l, layer in enumerate(self.cells):
+        for position, layer in enumerate(self.cells):
             if isinstance(layer, BatchedResNetBlock):
-                yield layer, [n.cells[l] for n in inner]
+                yield layer, [n.cells[position] for n in inner]
                 continue
             for e, edge in enumerate(layer.edges):
                 for op, grouped in edge.items():
-                    yield grouped.op, [inner[a].cells[l].edges[e][op] for a in grouped.members]
+                    yield grouped.op, [inner[a].cells[position].edges[e][op] for a in grouped.members]
         yield self.head, [n.head for n in inner]
         yield self.classifier, [n.classifier for n in inner]
 
@@ -297,7 +297,7 @@ def _block(tensor: torch.Tensor, g: int, groups: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------- training
 def init_seed(seed: int, arch: Arch) -> int:
     """Seed of the initial weights of ``arch`` in run ``seed`` (independent of the group it is trained in)."""
-    return int(seed) * 1_000_003 + arch_to_index(arch)
+    return int(seed) * 1_000_003 + arch_to_product_index(arch)
 
 
 def seeded_network(arch: Arch, seed: int, space: SupernetConfig) -> StandaloneNB201:
@@ -359,9 +359,10 @@ class Progress:
 
 
 class TrainingCheckpoint:
-    """Every ``every_s`` seconds, the full training state of one (archs, seed, config) at ``path``; resumes it."""
+    """Every ``every_s`` seconds, the full training state of one (archs, seed, config) at ``path``; resumes it when
+    its ``identity`` (:func:`pada_lite.runner.identity` of archs, seed and config) is the same."""
 
-    def __init__(self, path, identity: dict, every_s: float = 300.0):
+    def __init__(self, path, identity: str, every_s: float = 300.0):
         from pathlib import Path
         self.path, self.identity, self.every_s = Path(path), identity, every_s
         self.last_save = time.perf_counter()
@@ -462,8 +463,9 @@ def train_and_evaluate(archs: Sequence[Arch], seed: int, config: StandaloneConfi
     splits = splits or load_splits(config.data_config())
     clock = Clock()
     model = build_batched(archs, seed, config.space_config())
-    identity = {"archs": [list(a) for a in archs], "seed": int(seed), "config": config.to_dict()}
-    checkpoint = None if checkpoint_path is None else TrainingCheckpoint(checkpoint_path, identity, checkpoint_every_s)
+    from .runner import identity
+    key = identity({"archs": [list(a) for a in archs], "seed": int(seed), "config": config})
+    checkpoint = None if checkpoint_path is None else TrainingCheckpoint(checkpoint_path, key, checkpoint_every_s)
     result = train_batched(model, splits.train, config, seed, on_step, checkpoint, clock)
     result.update(evaluation_accuracies(model, splits, config.eval_batch_size))
     return {**result, **clock.totals()}

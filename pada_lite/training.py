@@ -1,7 +1,6 @@
 """Supernet training (single path per step, any path sampler x data sampler) with exact checkpoint/resume."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -17,13 +16,11 @@ import torch.nn.functional as F
 from . import __version__
 from .config import ConfigError, RunConfig
 from .data import Splits, load_splits
-from .provenance import provenance, read_json, torch_save, write_json
+from .provenance import provenance, torch_save, write_json
 from .samplers import make_data_sampler
 from .spaces import build_supernet, make_path_sampler
 
 CHECKPOINT = "checkpoint.pt"
-# fields that may differ between a checkpoint and the run resuming it (they do not change the numbers)
-RESUME_NEUTRAL = {("train", "progress"), ("train", "checkpoint_every_steps"), ("train", "device")}
 
 
 class TrainingError(RuntimeError):
@@ -230,7 +227,8 @@ class Trainer:
             self.save_checkpoint()
         result = TrainResult(self.model, self.history, self.elapsed, str(self.device), self.run_dir)
         if self.run_dir is not None:
-            torch_save(self.run_dir / "supernet.pt", {"config": self.config.to_dict(), "model": self.model.state_dict()})
+            torch_save(self.run_dir / "supernet.pt",
+                       {"config": self.config.to_dict(), "model": self.model.state_dict()})
             write_json(self.run_dir / "train.json", {"history": self.history, **provenance(
                 self.config, self.config.train.seed, self.device, self.elapsed)})
         return result
@@ -256,11 +254,10 @@ def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu") -> tu
 
 
 def check_same_config(saved: dict, current: dict) -> None:
-    """Raise when a checkpoint was written by a run with other settings."""
-    diffs = [f"{section}.{k}: checkpoint {saved.get(section, {}).get(k)!r} vs now {v!r}"
-             for section, values in current.items() if isinstance(values, dict)
-             for k, v in values.items()
-             if (section, k) not in RESUME_NEUTRAL and saved.get(section, {}).get(k) != v]
+    """Raise when a checkpoint was written by a run of another identity (:func:`pada_lite.runner.identity`: the
+    config's neutral fields, such as progress and device, may differ)."""
+    from .runner import config_diff
+    diffs = config_diff(RunConfig.from_dict(saved), RunConfig.from_dict(current))
     if diffs:
         raise TrainingError("the checkpoint belongs to a run with another config (" + "; ".join(diffs) +
                             "): use a new --out folder, or delete the checkpoint to start over")

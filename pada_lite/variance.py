@@ -17,8 +17,8 @@ and GV of op k is the same mean over op k's coordinates only. The draws use thei
 run's seed and the epoch), so measuring GV never changes the training RNG streams, the weights, ``.grad`` or the
 BN buffers. Augmentation (if the run augments) is applied with that separate generator.
 
-**Exact variance of the estimator** (the derivation in the book). With per-pair gradients g(a, x_i) for ``|A|`` = A archs
-and N samples, G = (1/(A N)) Σ g(a, x_i), and ĝ = g(a, x_i) / (A p(a) · N q(i)) with a ~ p, i ~ q:
+**Exact variance of the estimator** (the derivation in the book). With per-pair gradients g(a, x_i) for ``|A|`` = A
+archs and N samples, G = (1/(A N)) Σ g(a, x_i), and ĝ = g(a, x_i) / (A p(a) · N q(i)) with a ~ p, i ~ q:
 
     Var(ĝ) = E||ĝ − G||² = Σ_a Σ_i ||g(a, x_i)||² / (A² N² p(a) q(i)) − ||G||²
 

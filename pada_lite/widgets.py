@@ -250,7 +250,8 @@ def tau_value_figure(op_scores, sample_scores, ops: Sequence[str] | None = None,
     fig.update_xaxes(title_text="share of training samples, sorted by q", tickformat=".0%", range=[0, 1], row=1, col=2)
     fig.update_yaxes(title_text="N·q (dotted: uniform = 1)", range=[0, 1.05 * nq_max], row=1, col=2)
     slider = len(taus) > 1
-    fig.update_layout(template="plotly_white", height=430 + (90 if slider else 0), title=_tau_value_title(taus[0], epoch),
+    fig.update_layout(template="plotly_white", height=430 + (90 if slider else 0),
+                      title=_tau_value_title(taus[0], epoch),
                       margin=dict(t=90, b=150 if slider else 60, l=60, r=20))
     if slider:
         steps = [dict(method="update", label=f"{t:.2f}",

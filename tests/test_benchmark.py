@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from pada_lite import benchmark as bm
-from pada_lite.benchmark import (GroundTruthError, canonical_arch, compute_ground_truth, evaluation_archs,
-                                 ground_truth_report, is_conv_only, is_disconnected, load_lite_ground_truth, op_counts,
-                                 subset_report)
+from pada_lite import runner
+from pada_lite.benchmark import GroundTruthError, compute_ground_truth, load_lite_ground_truth
 from pada_lite.cli import main
+from pada_lite.evalset import canonical_arch, evaluation_archs, is_conv_only, op_counts
 from pada_lite.provenance import write_json
-from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig, arch_to_str
+from pada_lite.reliability import ground_truth_report, subset_report
+from pada_lite.runner import JobError
+from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig, arch_to_product_index, is_connected
 from pada_lite.standalone import StandaloneConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
@@ -49,7 +51,7 @@ def test_dead_edges_do_not_change_the_function():
 
 
 def test_disconnected_and_op_counts():
-    assert is_disconnected((SK, SK, SK, NO, NO, NO)) and not is_disconnected((NO, NO, NO, SK, NO, NO))
+    assert not is_connected((SK, SK, SK, NO, NO, NO)) and is_connected((NO, NO, NO, SK, NO, NO))
     assert op_counts((NO, C3, C3, SK, C1, AP)) == (1, 0)  # only live edges count
 
 
@@ -57,7 +59,7 @@ def test_evaluation_set_is_fixed_distinct_and_stratified():
     archs = evaluation_archs()
     assert archs == evaluation_archs() and len(archs) == len(set(archs)) == 64 + 105
     assert sum(map(is_conv_only, archs)) == 64
-    assert all(canonical_arch(a) == a and not is_disconnected(a) for a in archs)
+    assert all(canonical_arch(a) == a and is_connected(a) for a in archs)
     strata = Counter(op_counts(a) for a in archs if not is_conv_only(a))
     assert set(strata) == {(i, j) for i in range(6) for j in range(6) if i + j <= 5}
     assert set(strata.values()) == {5}
@@ -70,16 +72,14 @@ def fake_training(monkeypatch):
     """Replace training by a deterministic record; returns the list of units that were 'trained'."""
     trained = []
 
-    def fake_run(unit, checkpoint=None):
-        trained.append(unit.name)
-        acc = [80.0 + bm.arch_to_index(a) % 7 + unit.seed * 0.1 for a in unit.archs]
-        return {"unit": unit.name, "group": unit.group, "seed": unit.seed,
-                "archs": [arch_to_str(a) for a in unit.archs], "test_acc": acc, "eval_acc": acc,
-                "wall_time_s": 1.0, "cpu_time_s": 1.0}
+    def fake_run(job, context):
+        trained.append(context.name)
+        acc = [80.0 + arch_to_product_index(bm.str_to_arch(a)) % 7 + job.seed * 0.1 for a in job.archs]
+        return {"unit": context.name, "seed": job.seed, "archs": list(job.archs), "test_acc": acc, "eval_acc": acc,
+                "wall_time_s": 1.0, "cpu_time_s": 1.0, "config": job.config.to_dict()}
 
-    monkeypatch.setattr(bm, "_run_unit", fake_run)
-    monkeypatch.setattr(bm, "_init_worker", lambda *args: None)
-    monkeypatch.setattr(bm, "unit_steps", lambda config: 1)
+    kind = runner.KINDS["groundtruth"]
+    monkeypatch.setitem(runner.KINDS, "groundtruth", runner.JobKind(kind.name, kind.config_class, fake_run))
     return trained
 
 
@@ -101,7 +101,7 @@ def test_resume_skips_finished_units(tmp_path, fake_training, monkeypatch):
     assert fake_training[3:] == ["g01-s1"] and complete["complete"]
     truth = load_lite_ground_truth(out.with_suffix(".json"), TINY)
     arch = evaluation_archs()[0]
-    assert truth[arch] == pytest.approx(80.05 + bm.arch_to_index(arch) % 7)
+    assert truth[arch] == pytest.approx(80.05 + arch_to_product_index(arch) % 7)
     assert sorted(p.name for p in (out / "units").iterdir()) == [f"g0{g}-s{s}.json" for g in (0, 1) for s in (0, 1)]
 
 
@@ -109,16 +109,8 @@ def test_corrupt_unit_is_reported_with_a_fix(tmp_path, fake_training):
     out = tmp_path / "lite"
     run(out, limit=1)
     (out / "units" / "g00-s0.json").write_text('{"unit": "g00-s0", "test_acc": [1.0')
-    with pytest.raises(GroundTruthError, match=r"g00-s0.json is corrupt.*delete .*g00-s0.json"):
+    with pytest.raises(JobError, match=r"g00-s0.json is corrupt.*delete .*g00-s0.json"):
         run(out)
-
-
-def test_unit_of_another_config_is_refused(tmp_path, fake_training):
-    out = tmp_path / "lite"
-    run(out, limit=1)
-    other = StandaloneConfig(**{**TINY.to_dict(), "epochs": 3})
-    with pytest.raises(GroundTruthError, match=r"another config \(epochs: 1 -> 3\)"):
-        run(out, config=other)
 
 
 def test_missing_artifact_and_config_mismatch(tmp_path, fake_training):
@@ -183,7 +175,7 @@ def test_half_split_tau_compares_means_of_disjoint_seed_halves():
 
 
 def test_tau_of_averages_is_spearman_brown_on_the_greiner_correlation():
-    from pada_lite.benchmark import tau_of_averages
+    from pada_lite.reliability import tau_of_averages
     assert tau_of_averages(0.5, 1) == pytest.approx(0.5)
     r = np.sin(np.pi * 0.5 / 2)  # 0.707
     assert tau_of_averages(0.5, 2) == pytest.approx(2 / np.pi * np.arcsin(2 * r / (1 + r)))
@@ -192,7 +184,7 @@ def test_tau_of_averages_is_spearman_brown_on_the_greiner_correlation():
 
 
 def test_split_half_is_projected_to_the_whole_mean():
-    from pada_lite.benchmark import tau_of_averages
+    from pada_lite.reliability import tau_of_averages
     rng = np.random.default_rng(0)
     acc = rng.normal(size=30) + rng.normal(scale=0.7, size=(6, 30))  # [S, N]: 6 noisy runs of 30 archs
     report = subset_report(acc)
@@ -206,7 +198,7 @@ def test_split_half_is_projected_to_the_whole_mean():
 
 
 def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
-    from pada_lite.benchmark import ground_truth_cost
+    from pada_lite.reliability import ground_truth_cost
     payload = {"seeds": [0, 1, 2], "complete_seeds": [0, 1],
                "units": {"a": {"seed": 0, "cpu_time_s": 3600.0}, "b": {"seed": 1, "cpu_time_s": 7200.0},
                          "c": {"seed": 0, "cpu_time_s": None}, "d": {"seed": 1},
@@ -219,8 +211,8 @@ def test_ground_truth_cost_scales_the_timed_units_of_the_complete_seeds():
 
 
 def test_ground_truth_cost_is_split_by_the_cpu_each_unit_ran_on():
-    from pada_lite.benchmark import ground_truth_cost
     from pada_lite.provenance import label_cpu
+    from pada_lite.reliability import ground_truth_cost
     fast, slow = "cpu (2 cores, Intel Xeon, AVX512), 2 worker process(es) x 1 thread(s)", \
         "cpu (2 cores, AMD EPYC, AVX2), 2 worker process(es) x 1 thread(s)"
     assert label_cpu(slow) == "AMD EPYC, AVX2" and label_cpu("cpu (2 cores), 1 worker") == ""

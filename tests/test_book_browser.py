@@ -2,8 +2,9 @@
 
 The session fixture builds the book with ``tools/build_book.sh`` when ``_build/html`` is missing or older than the
 book's sources (the script stamps ``_build/.book-built`` after a successful build; ``PADA_LITE_BOOK_BUILT=1`` uses
-the existing build as it is), serves it from 127.0.0.1 and drives headless Chromium through Selenium. Chromium and chromedriver come from Debian (``apt-get install chromium
-chromium-driver``); without them the tests fail under CI (``$CI`` set) and are skipped elsewhere.
+the existing build as it is), serves it from 127.0.0.1 and drives headless Chromium through Selenium. Chromium and
+chromedriver come from Debian (``apt-get install chromium chromium-driver``); without them the tests fail under CI
+(``$CI`` set) and are skipped elsewhere.
 
 Set ``PADA_LITE_SCREENSHOTS=<folder>`` to save a full-page PNG of every chapter there.
 
@@ -35,7 +36,8 @@ CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--no-default-browser-check", "--window-size=1280,1000")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-LOCAL_SCHEMES = {"data", "blob", "about", "chrome", "chrome-extension", "chrome-untrusted", "devtools"}  # browser-internal
+# browser-internal schemes
+LOCAL_SCHEMES = {"data", "blob", "about", "chrome", "chrome-extension", "chrome-untrusted", "devtools"}
 INSTALL_HINT = "apt-get install chromium chromium-driver (Debian), or set CHROMIUM and CHROMEDRIVER to their paths"
 WAIT_S = 60
 # Text (outside code) that still looks like Markdown table rows or MyST roles: a Markdown output rendered as
@@ -434,9 +436,9 @@ def test_figure_ids_are_stable_and_unique(monkeypatch):
 
 
 def test_glue_records_python_numbers(monkeypatch):
+    import myst_nb
     import numpy as np
 
-    import myst_nb
     from pada_lite import plotting
 
     recorded = []
@@ -458,6 +460,7 @@ def test_glue_run_time_glues_the_seconds_the_device_and_the_load(monkeypatch):
     import time
 
     import myst_nb
+
     from pada_lite import plotting
 
     recorded = {}

@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_IDLE_S = 60   # every page runs within a minute on an idle 2-core CPU (longer work goes to artifacts/CLI)
 HEADER = re.compile(r"\*\*Run time:\*\* about (\d+) s on an idle 2-core CPU")
 CODE = re.compile(r"glue_run_time\(chapter_start, expected_s=(\d+)\)")
-PLACEHOLDERS = (re.compile(r"\b(?:train|data|space|rank)\.\w+=(?:[A-Z]|<[^>]*>|\.\.\.)(?![\w.])"),  # --set train.epochs=N
+# e.g. --set train.epochs=N
+PLACEHOLDERS = (re.compile(r"\b(?:train|data|space|rank)\.\w+=(?:[A-Z]|<[^>]*>|\.\.\.)(?![\w.])"),
                 re.compile(r"\b(?:TODO|FIXME|TBD|XXX)\b"))
 SOURCES = [*sorted((REPO / "book").glob("*.md")), REPO / "README.md", REPO / "_config.yml", REPO / "environment.yml",
            *sorted((REPO / "tools").glob("*")), *sorted((REPO / "benchmarks").glob("*"))]

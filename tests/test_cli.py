@@ -46,3 +46,37 @@ def test_arch_sets():
     assert len(arch_set("conv64", NB201_OPS, 0, 0)) == 64
     sample = arch_set("sample", NB201_OPS, 200, 0)
     assert len(set(sample)) == 200 and sample == arch_set("sample", NB201_OPS, 200, 0)
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("train.epochs=2.5", "train.epochs='2.5' is not an integer"),
+    ("train.epochs=true", "train.epochs='true' is not an integer"),
+    ("train.lr=abc", "train.lr='abc' is not a number"), ("train.epochs=five", "train.epochs='five' is not an integer"),
+    ("data.train_size=lots", "data.train_size='lots' is not an integer or none"),
+    ("train.amp=maybe", "train.amp='maybe' is not true or false")])
+def test_bad_set_values_name_the_field_the_value_and_the_type(item, expected, capsys, monkeypatch):
+    from pada_lite import training
+    monkeypatch.setattr(training, "train_supernet", lambda *a, **k: pytest.fail("training started"))
+    assert main(["train", "--set", item]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "expects" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rank_against_nb201_fails_before_evaluating_when_the_ground_truth_is_unreachable(tmp_path, monkeypatch,
+                                                                                          capsys):
+    import urllib.request
+
+    from pada_lite import evaluation
+    from pada_lite.config import lite, override
+    from pada_lite.provenance import torch_save
+    from pada_lite.spaces import build_supernet
+    config = override(lite(), TINY)
+    model = build_supernet(config.space)
+    torch_save(tmp_path / "supernet.pt", {"config": config.to_dict(), "model": model.state_dict()})
+    monkeypatch.setenv("PADA_LITE_CACHE", str(tmp_path / "cache"))   # empty cache
+    monkeypatch.setenv("PADA_LITE_MIRROR", str(tmp_path / "mirror"))  # empty mirror
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(evaluation, "evaluate_archs", lambda *a, **k: pytest.fail("evaluated before fetching"))
+    assert main(["rank", "--run", str(tmp_path), "--ground-truth", "nb201"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot get nb201_cifar10_test" in err and len(err.strip().splitlines()) == 1

@@ -35,3 +35,10 @@ def test_unknown_preset_and_section():
         preset("huge")
     with pytest.raises(ConfigError, match="section"):
         RunConfig.from_dict({"model": {}})
+
+
+def test_override_converts_through_the_field_type():
+    c = override(lite(), ["data.train_size=none", "train.nesterov=true", "train.lr=1e-3", "train.tau=0.5",
+                          "train.device=cpu"])
+    assert c.data.train_size is None and c.train.nesterov is True and c.train.lr == 0.001 and c.train.tau == 0.5
+    assert isinstance(override(lite(), ["train.lr=1"]).train.lr, float)

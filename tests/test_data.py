@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from pada_lite.config import DataConfig
-from pada_lite.data import (DataError, ImageData, crop_and_flip, fashion_mnist_root, load_fashion_mnist, load_splits,
-                            read_idx, resize)
+from pada_lite.data import (
+    DataError,
+    ImageData,
+    crop_and_flip,
+    fashion_mnist_root,
+    load_fashion_mnist,
+    load_splits,
+    read_idx,
+    resize,
+)
 
 
 def write_idx(path, array: np.ndarray):

@@ -10,8 +10,7 @@ from torch import nn
 
 from pada_lite.config import ConfigError, RunConfig, lite, override
 from pada_lite.data import ImageData, Splits
-from pada_lite.distributed import (DistributedTrainer, check_shardable, init_distributed, spawn_local,
-                                  train_distributed)
+from pada_lite.distributed import DistributedTrainer, check_shardable, init_distributed, spawn_local, train_distributed
 from pada_lite.training import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread

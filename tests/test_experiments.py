@@ -4,9 +4,16 @@ import shutil
 import numpy as np
 import pytest
 
-from pada_lite import experiments
-from pada_lite.experiments import (RESULTS_DIR, ExperimentError, experiment_units, load_experiment, load_unit,
-                                   run_experiment, unit_path)
+from pada_lite import experiments, runner
+from pada_lite.experiments import (
+    RESULTS_DIR,
+    ExperimentError,
+    experiment_units,
+    load_experiment,
+    load_unit,
+    run_experiment,
+    unit_path,
+)
 
 
 def assert_same_run(new: dict, old: dict) -> None:
@@ -48,7 +55,7 @@ def test_smoke_experiment_reproduces_committed_artifact(tmp_path):
 
 def test_finished_units_are_not_rerun(tmp_path, monkeypatch):
     shutil.copytree(RESULTS_DIR / "smoke", tmp_path / "smoke")
-    monkeypatch.setattr(experiments, "run_unit", lambda *a, **k: pytest.fail("a finished unit was re-run"))
+    monkeypatch.setattr(runner, "_execute", lambda job: pytest.fail("a finished unit was re-run"))
     summary = run_experiment("smoke", results_dir=tmp_path, progress=False)
     assert [row["label"] for row in summary["rows"]] == ["SPOS", "PA&DA"]
     assert load_experiment("smoke", results_dir=tmp_path)["rows"] == summary["rows"]
@@ -60,7 +67,7 @@ def test_stale_or_missing_artifacts_are_reported(tmp_path):
     shutil.copytree(RESULTS_DIR / "smoke", tmp_path / "smoke")
     unit = experiment_units("smoke")[0]
     record = json.loads(unit_path(unit, tmp_path).read_text())
-    record["config_hash"] = "other"
+    record["job"]["config"]["run"]["train"]["lr"] = 0.5
     unit_path(unit, tmp_path).write_text(json.dumps(record))
     assert load_unit(unit, tmp_path) is None
     with pytest.raises(ExperimentError, match="missing or stale"):
@@ -72,18 +79,18 @@ def test_unknown_experiment_and_unit_layout():
         experiment_units("everything")
     main = experiment_units("main")
     assert len(main) == 15 and {u.label for u in main} == {"SPOS", "FairNAS", "PA", "DA", "PA&DA"}
-    assert len({u.config_hash for u in main}) == 15
+    assert len({u.identity for u in main}) == 15
     motivation = experiment_units("motivation")
     assert sorted({len(u.config.space.ops) for u in motivation}) == [2, 3, 4, 5]
 
 
 def test_ablations_share_the_main_pada_runs_and_change_one_setting_each():
-    main = {u.config_hash: u for u in experiment_units("main") if u.label == "PA&DA"}
+    main = {u.identity: u for u in experiment_units("main") if u.label == "PA&DA"}
     ablations = experiment_units("ablations")
-    reference = [u for u in ablations if u.config_hash in main]
+    reference = [u for u in ablations if u.identity in main]
     assert len(reference) == len(experiments.ABLATION_SEEDS)
-    assert all(unit_path(u) == unit_path(main[u.config_hash]) for u in reference)  # one saved result, two tables
-    base = main[reference[0].config_hash].config.train
+    assert all(unit_path(u) == unit_path(main[u.identity]) for u in reference)  # one saved result, two tables
+    base = main[reference[0].identity].config.train
     for unit in ablations:
         if unit in reference:
             continue
@@ -109,8 +116,8 @@ def test_summaries_score_units_against_the_current_ground_truth(tmp_path, monkey
         expected = kendall_tau(truth.accuracies(archs), record["supernet_acc"])
         assert row["metrics"]["all"]["kendall_tau"] == pytest.approx(expected)
     assert summary["ground_truth"] == "fp-1"
-    (tmp_path / "smoke.json").write_text(json.dumps({**summary, "config_hashes": sorted(
-        {u.config_hash for u in experiment_units("smoke")}), "units": summary["units"]}))
+    (tmp_path / "smoke.json").write_text(json.dumps({**summary, "identities": sorted(
+        {u.identity for u in experiment_units("smoke")}), "units": summary["units"]}))
     assert load_experiment("smoke", results_dir=tmp_path)["ground_truth"] == "fp-1"
     monkeypatch.setattr(experiments, "_ground_truth", lambda name: (_fake_truth(archs, 1.0), "fp-2"))
     with pytest.raises(ExperimentError, match="missing or was made with other settings"):
@@ -142,7 +149,8 @@ def test_stability_analysis_counts_top1_moves():
 def test_supernet_seed_tau_compares_the_seeds_rankings():
     from pada_lite.experiments import supernet_seed_tau
     from pada_lite.spaces import arch_to_str, conv_only_archs
-    archs = [arch_to_str(a) for a in conv_only_archs()[:3]] + ["|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    skip = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    archs = [arch_to_str(a) for a in conv_only_archs()[:3]] + [skip]
     records = [{"archs": archs, "supernet_acc": acc} for acc in ([1, 2, 3, 4], [1, 2, 3, 4], [3, 2, 1, 4])]
     out = supernet_seed_tau(records)
     # pairs (0,1): all tau 1; (0,2) and (1,2): all 0 (3 discordant of 6), conv-only -1

@@ -7,9 +7,15 @@ import torch
 
 from pada_lite.data import ImageData
 from pada_lite.evaluation import evaluate_archs, evaluate_archs_simple
-from pada_lite.fast_eval import (ChunkForward, canonical_arch, distinct_archs, evaluate_archs_fast, plan_network,
-                                 supports_fast)
-from pada_lite.spaces.nb201 import NB201_OPS, NB201Supernet, SupernetConfig, conv_only_archs, enumerate_archs
+from pada_lite.fast_eval import ChunkForward, distinct_archs, evaluate_archs_fast, plan_network, supports_fast
+from pada_lite.spaces.nb201 import (
+    NB201_OPS,
+    NB201Supernet,
+    SupernetConfig,
+    conv_only_archs,
+    enumerate_archs,
+    prune_dead_edges,
+)
 
 ALL = enumerate_archs()
 
@@ -42,20 +48,20 @@ def sample_archs(count: int = 20) -> list[tuple]:
 
 
 # ------------------------------------------------------------------------------------------------ dedupe
-def test_canonical_arch_drops_edges_that_cannot_reach_the_output():
+def test_prune_dead_edges_drops_edges_that_cannot_reach_the_output():
     node1_zero = ("none", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-    assert canonical_arch(node1_zero) == ("none", "nor_conv_3x3", "none", "nor_conv_1x1", "none", "avg_pool_3x3")
+    assert prune_dead_edges(node1_zero) == ("none", "nor_conv_3x3", "none", "nor_conv_1x1", "none", "avg_pool_3x3")
     node2_unused = ("skip_connect", "nor_conv_3x3", "nor_conv_1x1", "nor_conv_1x1", "avg_pool_3x3", "none")
-    assert canonical_arch(node2_unused) == ("skip_connect", "none", "none", "nor_conv_1x1", "avg_pool_3x3", "none")
+    assert prune_dead_edges(node2_unused) == ("skip_connect", "none", "none", "nor_conv_1x1", "avg_pool_3x3", "none")
     disconnected = ("none", "none", "nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3")
-    assert canonical_arch(disconnected) == ("none",) * 6
-    assert canonical_arch(conv_only_archs()[5]) == conv_only_archs()[5]
+    assert prune_dead_edges(disconnected) == ("none",) * 6
+    assert prune_dead_edges(conv_only_archs()[5]) == conv_only_archs()[5]
 
 
 def test_nb201_space_has_9445_distinct_functions():
     unique, position = distinct_archs(ALL, NB201_OPS, merge_dead_edges=True)
     assert len(unique) == 9445 and len(position) == 15625
-    assert [unique[p] for p in position] == [canonical_arch(a) for a in ALL]
+    assert [unique[p] for p in position] == [prune_dead_edges(a) for a in ALL]
     assert len(distinct_archs(ALL + ALL[:3], NB201_OPS, merge_dead_edges=False)[0]) == 15625
 
 
@@ -105,7 +111,7 @@ def test_dedupe_changes_nothing_and_is_skipped_when_ops_do_not_keep_zeros():
     without = evaluate_archs_fast(model, archs, data, batch_size=64, batched=False, dedupe=False)
     assert np.array_equal(with_dedupe, without)
     affine = tiny_supernet(cells_per_stage=1, bn_affine=True)   # BN(0) = bias: an edge from a zero node is live
-    canonical = [canonical_arch(a) for a in archs]
+    canonical = [prune_dead_edges(a) for a in archs]
     assert not np.array_equal(evaluate_archs_fast(affine, archs, data, batch_size=64),
                               evaluate_archs_fast(affine, canonical, data, batch_size=64))
     assert np.array_equal(evaluate_archs_fast(affine, archs, data, batch_size=64),

@@ -113,7 +113,8 @@ def write_cifar10(root, skip: tuple = ()) -> None:
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         if name not in skip:
             batch = {"batch_label": name, "labels": rng.integers(0, 10, 4).tolist(),
-                     "data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "filenames": [f"{i}.png" for i in range(4)]}
+                     "data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+                     "filenames": [f"{i}.png" for i in range(4)]}
             (folder / name).write_bytes(pickle.dumps(batch))
     meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
             "num_cases_per_batch": 4, "num_vis": 3072}
@@ -140,7 +141,8 @@ def test_rank_artifact_records_metrics_and_provenance(tmp_path):
     assert json.loads((tmp_path / "rank.json").read_text()) == record
     assert record["seed"] == 2 and record["config"] == config.to_dict() and record["wall_time_s"] == 12.5
     assert record["device"].startswith("cpu") and record["batch_size"] == 512
-    assert record["archs"][0] == "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    assert record["archs"][0] == ("|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|"
+                                  "+|nor_conv_1x1~0|nor_conv_3x3~1|nor_conv_1x1~2|")
     assert record["metrics"]["kendall_tau"] == pytest.approx(11 / 15)      # 13 concordant, 2 discordant pairs
     assert record["metrics"]["p_at_top5"] == 1.0 and record["metrics"]["num_archs"] == 6
     with pytest.raises(ValueError, match="6 archs but 5"):

@@ -61,7 +61,8 @@ def test_accuracies_follow_requested_order(gt):
 def test_published_supernet_predictions(gt, predictions, kind, tau, rho, p5):
     pred = predictions[kind]
     assert set(pred) == set(gt)
-    archs = enumerate_archs()  # NB201 index order; P@Top5% has ties at the cutoff, broken by this order
+    # product order (not NB201's official index); P@Top5% has ties at the cutoff, broken by this order
+    archs = enumerate_archs()
     true, est = gt.accuracies(archs), np.array([pred[a] for a in archs])
     assert round(kendall_tau(true, est), 3) == tau
     assert round(spearman_rho(true, est), 3) == rho

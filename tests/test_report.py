@@ -18,7 +18,8 @@ def test_main_table_has_one_row_per_method_with_its_numbers():
     metrics = {"kendall_tau": _stat(0.4, 0.01), "spearman_rho": _stat(0.55, 0.02), "p_at_top5": _stat(0.1),
                "top1_rank": _stat(12.0, 3.0)}
     rows = [{"label": name, "all": metrics, "conv64": {"kendall_tau": _stat(tau)},
-             "grad_var_final": _stat(1e-3), "train_time_s": _stat(100.0)} for name, tau in (("SPOS", 0.1), ("PA&DA", 0.2))]
+             "grad_var_final": _stat(1e-3), "train_time_s": _stat(100.0)}
+            for name, tau in (("SPOS", 0.1), ("PA&DA", 0.2))]
     table = main_table({"rows": rows}).splitlines()
     assert len(table) == 4 and table[0].startswith("| method (3 seeds)")
     assert table[3].startswith("| PA&DA | 0.400 ± 0.010 | 0.550 ± 0.020") and "0.200" in table[3]
@@ -42,7 +43,7 @@ def test_readme_results_match_the_artifacts():
 
 
 def test_ground_truth_table_adds_the_split_half_columns_with_four_seeds():
-    from pada_lite.benchmark import subset_report
+    from pada_lite.reliability import subset_report
     from pada_lite.report import ground_truth_table
     rng = np.random.default_rng(1)
     acc = rng.normal(size=12) + rng.normal(scale=0.5, size=(4, 12))  # [S, N]

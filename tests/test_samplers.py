@@ -8,9 +8,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pada_lite.samplers import (DataSampler, FairPathSampler, ImportanceDataSampler, ImportancePathSampler,
-                                PathSampler, make_data_sampler, make_path_sampler, output_gradient_norm,
-                                running_halving_scores, running_pair_mean_)
+from pada_lite.samplers import (
+    DataSampler,
+    FairPathSampler,
+    ImportanceDataSampler,
+    ImportancePathSampler,
+    PathSampler,
+    make_data_sampler,
+    make_path_sampler,
+    output_gradient_norm,
+    running_halving_scores,
+    running_pair_mean_,
+)
 from pada_lite.schedules import ScoreError
 from pada_lite.spaces.nb201 import NB201_OPS, NUM_EDGES, NB201Supernet, SearchCell, SupernetConfig
 

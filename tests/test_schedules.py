@@ -7,8 +7,14 @@ import warnings
 import pytest
 import torch
 
-from pada_lite.schedules import (ScheduleError, ScoreError, distributions_after_epoch, make_schedule,
-                                 mix_with_uniform, tau_for_epoch)
+from pada_lite.schedules import (
+    ScheduleError,
+    ScoreError,
+    distributions_after_epoch,
+    make_schedule,
+    mix_with_uniform,
+    tau_for_epoch,
+)
 
 
 def values(spec, num_epochs):

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from pada_lite.search import (SearchError, crossover, evolutionary_search, mutate, random_search, table_fitness,
-                              true_accuracy_after)
+from pada_lite.search import (
+    SearchError,
+    crossover,
+    evolutionary_search,
+    mutate,
+    random_search,
+    table_fitness,
+    true_accuracy_after,
+)
 from pada_lite.spaces import NB201_OPS, conv_only_archs, enumerate_archs
 
 

@@ -1,9 +1,19 @@
 import pytest
 import torch
 
-from pada_lite.spaces import (NB201_OPS, ArchError, NB201Supernet, StandaloneNB201, SupernetConfig, arch_to_index,
-                              arch_to_str, conv_only_archs, enumerate_archs, index_to_arch, is_connected,
-                              str_to_arch)
+from pada_lite.spaces import (
+    ArchError,
+    NB201Supernet,
+    StandaloneNB201,
+    SupernetConfig,
+    arch_to_product_index,
+    arch_to_str,
+    conv_only_archs,
+    enumerate_archs,
+    is_connected,
+    product_index_to_arch,
+    str_to_arch,
+)
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -18,8 +28,8 @@ def test_index_roundtrip_and_enumeration():
     archs = enumerate_archs()
     assert len(archs) == 5 ** 6 == len(set(archs))
     for i in (0, 1, 777, 15624):
-        assert arch_to_index(index_to_arch(i)) == i
-        assert archs[i] == index_to_arch(i)
+        assert arch_to_product_index(product_index_to_arch(i)) == i
+        assert archs[i] == product_index_to_arch(i)
 
 
 def test_conv_only_subspace_has_64_archs():
@@ -40,7 +50,7 @@ def test_unknown_op_and_bad_index():
     with pytest.raises(ArchError, match="unknown op"):
         arch_to_str(("sep_conv_3x3",) * 6)
     with pytest.raises(ArchError):
-        index_to_arch(5 ** 6)
+        product_index_to_arch(5 ** 6)
     with pytest.raises(ArchError, match="invalid op set"):
         SupernetConfig(ops=("none", "dil_conv"))
 
@@ -54,7 +64,7 @@ def test_connectivity():
 def test_supernet_forward_shapes_and_none_edges():
     net = NB201Supernet(SupernetConfig(channels=4, cells_per_stage=2))
     x = torch.randn(3, 1, 16, 16)
-    for arch in (("none",) * 6, conv_only_archs()[5], index_to_arch(1234)):
+    for arch in (("none",) * 6, conv_only_archs()[5], product_index_to_arch(1234)):
         assert net(x, arch).shape == (3, 10)
     with pytest.raises(ArchError):
         net.check_arch(("nor_conv_5x5",) * 6)

@@ -7,8 +7,16 @@ import torch.nn.functional as F
 
 from pada_lite.data import Splits
 from pada_lite.spaces.nb201 import StandaloneNB201, SupernetConfig
-from pada_lite.standalone import (AvgPool2x2, AvgPool3x3, StandaloneConfig, build_batched, make_optimizer,
-                                  per_network_loss, seeded_network, train_and_evaluate)
+from pada_lite.standalone import (
+    AvgPool2x2,
+    AvgPool3x3,
+    StandaloneConfig,
+    build_batched,
+    make_optimizer,
+    per_network_loss,
+    seeded_network,
+    train_and_evaluate,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 

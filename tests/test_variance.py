@@ -9,10 +9,15 @@ from pada_lite.data import ImageData, load_splits
 from pada_lite.samplers import DataSampler, PathSampler
 from pada_lite.spaces.nb201 import NB201Supernet, SupernetConfig
 from pada_lite.training import Trainer
-from pada_lite.variance import (estimator_samples, exact_estimator_variance, gradient_variance_callback,
-                                measure_gradient_variance, monte_carlo_variance, optimal_distributions,
-                                per_coordinate_variance)
-
+from pada_lite.variance import (
+    estimator_samples,
+    exact_estimator_variance,
+    gradient_variance_callback,
+    measure_gradient_variance,
+    monte_carlo_variance,
+    optimal_distributions,
+    per_coordinate_variance,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
 

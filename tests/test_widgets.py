@@ -7,8 +7,17 @@ import torch
 
 from pada_lite.config import ConfigError
 from pada_lite.schedules import ScheduleError, distributions_after_epoch, make_schedule, mix_with_uniform
-from pada_lite.widgets import (DEFAULT_SCHEDULES, DYNAMIC, TAU_VALUES, TRACES_PER_SCHEDULE, schedule_snapshot,
-                               tau_schedule_figure, tau_schedule_widget, tau_value_figure, tau_value_widget)
+from pada_lite.widgets import (
+    DEFAULT_SCHEDULES,
+    DYNAMIC,
+    TAU_VALUES,
+    TRACES_PER_SCHEDULE,
+    schedule_snapshot,
+    tau_schedule_figure,
+    tau_schedule_widget,
+    tau_value_figure,
+    tau_value_widget,
+)
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EPOCHS, SAMPLES = 4, 40
@@ -174,7 +183,7 @@ def test_tau_value_slider_steps_carry_the_mixing_rule(scores):
     steps = fig.layout.sliders[0].steps
     assert [float(step.label) for step in steps] == list(TAU_VALUES) and TAU_VALUES[0] == 0 and TAU_VALUES[-1] == 1
     for step, tau in zip(steps, TAU_VALUES):
-        (bars_x, curve_x), (bars_y, curve_y) = step.args[0]["x"], step.args[0]["y"]
+        (bars_x, _), (bars_y, curve_y) = step.args[0]["x"], step.args[0]["y"]
         assert list(bars_x) == list(OPS) and list(step.args[2]) == [0, 1]
         np.testing.assert_allclose(bars_y, mix_with_uniform(ops[-1], tau).numpy(), atol=1e-6)
         np.testing.assert_allclose(curve_y, np.sort(SAMPLES * mix_with_uniform(samples[-1], tau).numpy())[::-1],

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
@@ -43,10 +42,11 @@ def config_text(text: str) -> str:
 
 
 def install_cell_source() -> str:
-    """The first cell: install pada_lite from the book's repository when it is not importable (Colab keeps its torch)."""
+    """The first cell: install pada_lite from the book's repository when it is missing (Colab keeps its torch)."""
     proj = project()
     url, branch = proj.repository_url(), proj.BRANCH
-    return ("# Colab or a fresh environment: install the pada_lite library if it is missing (the book's build has it).\n"
+    return ("# Colab or a fresh environment: install the pada_lite library if it is missing "
+            "(the book's build has it).\n"
             "try:\n"
             "    import pada_lite\n"
             "except ImportError:\n"
@@ -89,7 +89,8 @@ def main(argv: list[str]) -> int:
         for md in stale:
             print(f"{md.with_suffix('.ipynb').relative_to(REPO)} is out of date: run python tools/colab_notebooks.py")
         if config_text(config) != config:
-            print(f"{CONFIG.name}'s repository url/branch differ from pada_lite/project.py: run python tools/colab_notebooks.py")
+            print(f"{CONFIG.name}'s repository url/branch differ from pada_lite/project.py: "
+                  "run python tools/colab_notebooks.py")
         return 1 if stale or config_text(config) != config else 0
     if config_text(config) != config:
         CONFIG.write_text(config_text(config), encoding="utf-8")

@@ -5,7 +5,8 @@
     python tools/time_chapters.py --glue book/intro.md                    # also print the values it glues
 
 Each chapter runs alone in a fresh kernel (cwd book/, ``PADA_LITE_FIGURES=html``, ``OMP_NUM_THREADS=1`` unless
-set, this checkout's ``pada_lite``), so a time measured here is the time its "ran in" header shows after ``make book`` on the same machine. The
+set, this checkout's ``pada_lite``), so a time measured here is the time its "ran in" header shows after
+``make book`` on the same machine. The
 1-minute load average before and after each run is printed beside it: on a shared machine a time is only
 comparable with the load it was measured under.
 """

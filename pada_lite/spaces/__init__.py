@@ -14,9 +14,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+# the re-exports keep one compact list
+# isort: off
 from .nb201 import (NB201_OPS, PARAMETRIC_OPS, EDGES, NUM_EDGES, ArchError, NB201Supernet, StandaloneNB201,
-                    SupernetConfig, arch_to_index, arch_to_str, conv_only_archs, enumerate_archs, index_to_arch,
-                    is_connected, str_to_arch)
+                    SupernetConfig, arch_to_product_index, arch_to_str, conv_only_archs, enumerate_archs,
+                    product_index_to_arch, is_connected, str_to_arch)
+# isort: on
 
 SPACE_MODULES = {"nb201": "nb201", "darts": "darts", "mobilenet": "mobilenet"}  # kind -> module in this package
 
@@ -49,6 +52,6 @@ def make_path_sampler(train_config, space_config, generator):
 
 
 __all__ = ["NB201_OPS", "PARAMETRIC_OPS", "EDGES", "NUM_EDGES", "ArchError", "NB201Supernet", "StandaloneNB201",
-           "SupernetConfig", "arch_to_index", "arch_to_str", "conv_only_archs", "enumerate_archs", "index_to_arch",
-           "is_connected", "str_to_arch", "SPACE_MODULES", "space_kind", "space_module", "space_config_class",
-           "build_supernet", "make_path_sampler"]
+           "SupernetConfig", "arch_to_product_index", "arch_to_str", "conv_only_archs", "enumerate_archs",
+           "product_index_to_arch", "is_connected", "str_to_arch", "SPACE_MODULES", "space_kind", "space_module",
+           "space_config_class", "build_supernet", "make_path_sampler"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -74,8 +74,9 @@ def str_to_arch(text: str, ops: Sequence[str] = NB201_OPS) -> Arch:
     return _check_ops(arch, ops)
 
 
-def arch_to_index(arch: Sequence[str], ops: Sequence[str] = NB201_OPS) -> int:
-    """Index of an arch in ``enumerate_archs(ops)`` (edge 0 most significant, base ``len(ops)``)."""
+def arch_to_product_index(arch: Sequence[str], ops: Sequence[str] = NB201_OPS) -> int:
+    """The arch's position in the product order of ``enumerate_archs(ops)``: its ops as a base-``len(ops)`` number,
+    edge 0 most significant. Not NAS-Bench-201's official arch index (the order of its benchmark file's arch list)."""
     arch = _check_ops(arch, ops)
     index = 0
     for op in arch:
@@ -83,11 +84,11 @@ def arch_to_index(arch: Sequence[str], ops: Sequence[str] = NB201_OPS) -> int:
     return index
 
 
-def index_to_arch(index: int, ops: Sequence[str] = NB201_OPS) -> Arch:
-    """Inverse of :func:`arch_to_index`."""
+def product_index_to_arch(index: int, ops: Sequence[str] = NB201_OPS) -> Arch:
+    """Inverse of :func:`arch_to_product_index`."""
     size = len(ops) ** NUM_EDGES
     if not 0 <= int(index) < size:
-        raise ArchError(f"arch index {index} outside [0, {size}) for {len(ops)} ops")
+        raise ArchError(f"product index {index} outside [0, {size}) for {len(ops)} ops")
     digits = []
     for _ in range(NUM_EDGES):
         index, d = divmod(int(index), len(ops))
@@ -96,7 +97,7 @@ def index_to_arch(index: int, ops: Sequence[str] = NB201_OPS) -> Arch:
 
 
 def enumerate_archs(ops: Sequence[str] = NB201_OPS) -> list[Arch]:
-    """All ``len(ops)**6`` archs of the (sub-)space, in index order."""
+    """All ``len(ops)**6`` archs of the (sub-)space, in product order (:func:`arch_to_product_index`)."""
     return [tuple(a) for a in itertools.product(ops, repeat=NUM_EDGES)]
 
 
@@ -105,13 +106,27 @@ def conv_only_archs() -> list[Arch]:
     return enumerate_archs(PARAMETRIC_OPS)
 
 
+def live_edges(arch: Sequence[str]) -> list[bool]:
+    """Whether each edge carries information from the input to the output: a non-'none' op whose source is reachable
+    from the input and whose target reaches the output (the one reachability rule of the NB201 cell)."""
+    forward, backward = {0}, {NUM_NODES - 1}
+    for (i, j), op in zip(EDGES, arch):
+        if op != "none" and i in forward:
+            forward.add(j)
+    for (i, j), op in reversed(list(zip(EDGES, arch))):
+        if op != "none" and j in backward:
+            backward.add(i)
+    return [op != "none" and i in forward and j in backward for (i, j), op in zip(EDGES, arch)]
+
+
+def prune_dead_edges(arch: Sequence[str]) -> Arch:
+    """``arch`` with every edge that cannot change the cell output replaced by 'none' (same function)."""
+    return tuple(op if live else "none" for op, live in zip(arch, live_edges(arch)))
+
+
 def is_connected(arch: Sequence[str]) -> bool:
     """Whether the output node depends on the input (all-'none' paths give a constant network)."""
-    reach = {0}
-    for (i, j), op in zip(EDGES, arch):
-        if op != "none" and i in reach:
-            reach.add(j)
-    return NUM_NODES - 1 in reach
+    return any(live_edges(arch))
 
 
 # ----------------------------------------------------------------------------------------------- modules
