@@ -144,7 +144,12 @@ def cmd_experiment(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import README, results_markdown, update_readme
-    if args.update_readme:
+    if args.json:
+        import json
+
+        from .yardsticks import main_yardsticks
+        print(json.dumps(main_yardsticks(), indent=2))
+    elif args.update_readme:
         update_readme()
         print(f"updated the results block of {README}")
     else:
@@ -209,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print the lite result tables (ground truth, main, motivation)",
                        description="Markdown tables made from the ground truth and experiment artifacts.")
     p.add_argument("--update-readme", action="store_true", help="rewrite the results block of README.md")
+    p.add_argument("--json", action="store_true", help="print the main experiment's yardsticks as one JSON object "
+                   "(ground-truth reliability, tau with 95 %% CIs, within-group tau, paired differences, baselines)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -59,6 +59,47 @@ def main_table(summary: dict) -> str:
                    f"Top-{n} rank (1 = best)", "tau conv-64", "GV (final)", "train s"], rows)
 
 
+def interval(ci: list[float] | None, digits: int = 3) -> str:
+    """'[low, high]' of a confidence interval ('' when there is none)."""
+    return "" if ci is None else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+
+
+def yardsticks_table(yardsticks: dict) -> str:
+    """Each method's tau with its 95 % CI over seeds, within-group tau, paired difference against the reference
+    with its CI and the cross-dataset tau (NB201 CIFAR-10), then the trivial baselines (one value each)."""
+    main = yardsticks["main"]
+    reference = main["reference"]
+    rows = []
+    for m in main["methods"]:
+        diff = m.get(f"difference_vs_{reference}")
+        rows.append([m["name"], f"{m['tau_mean']:.3f} {interval(m['tau_ci95'])}",
+                     f"{m['within_group_tau']:.3f} {interval(m['within_group_tau_ci95'])}",
+                     "" if diff is None else f"{diff['mean']:+.3f} {interval(diff['ci95'])}",
+                     f"{m['nb201_cifar10_tau']:.3f} {interval(m['nb201_cifar10_tau_ci95'])}"])
+    for b in main["baselines"]:
+        within = "undefined (ties in every group)" if b["within_group_tau"] is None else f"{b['within_group_tau']:.3f}"
+        rows.append([f"baseline: {b['name']}", f"{b['tau']:.3f}", within, "", f"{b['nb201_cifar10_tau']:.3f}"])
+    seeds = len(main["methods"][0]["seeds"])
+    return _table([f"ranking ({seeds} seeds; 95 % CI)", "Kendall tau", "within-group tau",
+                   f"paired difference vs {reference}", "tau vs NB201 CIFAR-10 (cross-dataset)"], rows)
+
+
+def yardsticks_sentence(yardsticks: dict) -> str:
+    """Power of the main table and the ground truth's own reliability, overall and within op-count groups."""
+    main, gt = yardsticks["main"], yardsticks["ground_truth"]
+    fit = gt["op_count_fit"]
+    slopes = (", ".join(f"{op} {b:+.2f}" for op, b in fit["coefficients"].items()) if fit["coefficients"]
+              else "not identified: the live edges are as many in every arch")
+    return (f"Smallest tau difference a paired t-test (alpha 0.05, two-sided) detects with 80 % power from "
+            f"{main['paired_seeds']} seeds: {main['min_detectable_tau_difference']:.3f} (root mean square of the "
+            f"methods' sds of paired differences: {main['paired_difference_sd']:.3f}). The ground truth's split-half "
+            f"tau (two {gt['split_half_seeds']}-seed means, measured) is {gt['split_half_tau']:.3f}; within op-count "
+            f"groups ({gt['within_group_pairs']} pairs in {gt['op_count_groups_with_pairs']} groups) the two halves "
+            f"agree at {gt['within_group_split_half_tau']:.3f}. A linear fit on live op counts explains "
+            f"R^2 = {fit['r2']:.2f} of the ground truth (points per live edge: {slopes}); it agrees with NB201 "
+            f"CIFAR-10 at tau {gt['nb201_cifar10_tau']:.3f}.")
+
+
 def motivation_table(summary: dict) -> str:
     """Motivation experiment: final GV and Kendall tau on the 64 conv archs per number of candidate ops."""
     rows = [[row["label"], f"{row['grad_var_final']['mean']:.3g}", pm(row["conv64"]["kendall_tau"])]
@@ -71,9 +112,11 @@ def results_markdown() -> str:
     from .benchmark import read_artifact
     from .experiments import load_experiment
     from .reliability import ground_truth_cost, ground_truth_report
+    from .yardsticks import main_yardsticks
     main, motivation = load_experiment("main"), load_experiment("motivation")
     payload = read_artifact()
     cost, report = ground_truth_cost(payload), ground_truth_report(payload)
+    yardsticks = main_yardsticks()
     return "\n\n".join([
         f"Lite ground truth (`data/groundtruth/lite.json`; 40k unseen images per arch; the mean of "
         f"{len(report['seeds'])} seeds):", ground_truth_table(report),
@@ -82,6 +125,9 @@ def results_markdown() -> str:
         "Main experiment (`data/results/main.json`; scored against the lite ground truth; train s: one run's wall time "
         "on one core, including the GV measurement after every epoch and, for SPOS and PA&DA, the per-epoch ranking "
         "of the 64 conv archs):", main_table(main),
+        "The main experiment beside its yardsticks (`python -m pada_lite report --json`; within-group tau: pairs of "
+        "archs with the same live op counts; baselines: trivial predictors ranked against the same ground truth):",
+        yardsticks_table(yardsticks), yardsticks_sentence(yardsticks),
         "Motivation (`data/results/motivation.json`; SPOS; the conv-only ground truth is itself noise, see above):",
         motivation_table(motivation),
         f"Recomputing these supernet runs (`python -m pada_lite reproduce --workers 2`) took "

@@ -1,0 +1,232 @@
+"""Yardsticks: within-group tau, CIs, power and baselines against hand-computed values; `report --json` against the
+artifacts."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pada_lite.standalone import StandaloneConfig
+from pada_lite.yardsticks import (
+    baseline_scores,
+    live_op_counts,
+    mean_ci95,
+    measure_network_cost,
+    min_detectable_difference,
+    network_cost,
+    op_count_fit,
+    split_half,
+    within_group_tau,
+)
+
+NONE = ("none",) * 6
+C3, C1, SKIP, POOL = "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "avg_pool_3x3"
+
+
+def t_quantile_df2(p):
+    """Student t quantile with 2 degrees of freedom, in closed form."""
+    return (2 * p - 1) / np.sqrt(2 * p * (1 - p))
+
+
+# ------------------------------------------------------------------------------------------ within-group tau
+def test_within_group_tau_pools_concordant_minus_discordant_pairs():
+    true = [1, 2, 3, 4, 5]
+    groups = ["a", "a", "a", "b", "b"]
+    # group a: pairs (0,1) +, (0,2) +, (1,2) - ; group b: (3,4) +  -> (3 - 1) / 4
+    assert within_group_tau(true, [1, 3, 2, 4, 5], groups) == pytest.approx(0.5)
+    # a tie in pred: (0,1) tied; 3 concordant of 3 untied pred pairs, 4 untied true pairs -> 3 / sqrt(4 * 3)
+    assert within_group_tau(true, [1, 1, 2, 4, 5], groups) == pytest.approx(3 / np.sqrt(12))
+
+
+def test_within_group_tau_of_one_group_is_kendall_tau_b_and_singletons_add_nothing():
+    rng = np.random.default_rng(0)
+    true, pred = rng.integers(0, 4, 12).astype(float), rng.integers(0, 4, 12).astype(float)  # with ties
+    one = within_group_tau(true, pred, [0] * 12)
+    assert one == pytest.approx(stats.kendalltau(true, pred).statistic)
+    assert within_group_tau([*true, 9.0], [*pred, -9.0], [0] * 12 + [1]) == pytest.approx(one)
+
+
+def test_within_group_tau_is_undefined_without_untied_pairs():
+    assert within_group_tau([1, 2, 3], [5, 5, 7], ["a", "a", "b"]) is None   # the one pair ties in pred
+    assert within_group_tau([1, 2, 3], [1, 2, 3], ["a", "b", "c"]) is None   # no within-group pair
+    with pytest.raises(ValueError, match="equal lengths"):
+        within_group_tau([1, 2], [1, 2], ["a"])
+
+
+def test_split_half_averages_over_the_splits_with_seed_zero_in_the_first_half():
+    acc = np.array([[0.0], [1.0], [2.0], [4.0]])  # [S=4, N=1]
+    # splits {0,1}|{2,3}: 0.5 - 3 ; {0,2}|{1,3}: 1 - 2.5 ; {0,3}|{1,2}: 2 - 1.5
+    assert split_half(acc, lambda a, b: float(a[0] - b[0])) == pytest.approx((-2.5 - 1.5 + 0.5) / 3)
+
+
+# ------------------------------------------------------------------------------------------------ seeds
+def test_mean_ci95_is_the_t_interval():
+    ci = mean_ci95([1.0, 2.0, 3.0])  # mean 2, sd 1, n 3
+    half = t_quantile_df2(0.975) / np.sqrt(3)
+    assert ci["mean"] == 2.0 and ci["sd"] == pytest.approx(1.0) and ci["n"] == 3
+    assert ci["ci95"] == pytest.approx([2 - half, 2 + half])
+    assert mean_ci95([0.4])["ci95"] is None
+
+
+def test_min_detectable_difference_formula_and_power():
+    expected = (t_quantile_df2(0.975) + t_quantile_df2(0.8)) * 0.1 / np.sqrt(3)  # 0.3097
+    assert min_detectable_difference(0.1, 3) == pytest.approx(expected)
+    # the true power of a two-sided paired t-test at that difference is about 80 % (noncentral t)
+    for n in (5, 10):
+        delta, crit = min_detectable_difference(1.0, n), stats.t.ppf(0.975, n - 1)
+        nct = stats.nct(n - 1, delta * np.sqrt(n))
+        assert 0.77 < nct.sf(crit) + nct.cdf(-crit) < 0.83
+    # for many pairs it tends to the normal approximation (z_0.975 + z_0.8) sd / sqrt(n)
+    assert min_detectable_difference(1.0, 2000) * np.sqrt(2000) == pytest.approx(1.95996 + 0.84162, rel=2e-3)
+    with pytest.raises(ValueError, match="at least 2"):
+        min_detectable_difference(0.1, 1)
+
+
+# --------------------------------------------------------------------------------------------- baselines
+def test_live_op_counts_ignore_dead_edges():
+    # edge 1->2 (conv3x3) is fed by node 1, which nothing reaches: dead
+    assert live_op_counts(("none", "none", C3, C1, "none", "none")) == (0, 1, 0, 0)
+    assert live_op_counts((SKIP, POOL, C3, C1, C3, POOL)) == (1, 1, 2, 2)
+
+
+def test_network_cost_of_one_edge_op_by_hand():
+    """Lite network C=4: a 3x3 ReLUConvBN in each of 3 cells per stage, 4/8/16 channels at 8x8/4x4/2x2."""
+    base = np.array(network_cost(NONE))
+    conv3 = np.array(network_cost((C3,) + NONE[1:])) - base
+    conv1 = np.array(network_cost((NONE[0], C1) + NONE[2:])) - base
+    params3 = 3 * sum(9 * c * c + 2 * c for c in (4, 8, 16))           # weights + BN affine
+    flops3 = 3 * sum(2 * 9 * c * c * s * s for c, s in ((4, 8), (8, 4), (16, 2)))
+    assert tuple(conv3) == (params3, flops3) == (9240, 165888)
+    assert tuple(conv1) == (3 * sum(c * c + 2 * c for c in (4, 8, 16)), flops3 // 9)
+    assert network_cost((SKIP, POOL) + NONE[2:]) == tuple(base)
+
+
+def test_network_cost_sums_to_the_measured_network():
+    config = StandaloneConfig.lite()
+    for arch in ((C3, C1, SKIP, POOL, C3, "none"), ("none", "none", C3, C1, "none", POOL)):
+        assert network_cost(arch, config) == measure_network_cost(arch, config)
+
+
+def test_baseline_scores_by_hand():
+    archs = [(C3, C3, POOL, C1, "none", C3), (POOL, C1, SKIP, POOL, C1, SKIP), (C3, C3, POOL, C1, "none", "none")]
+    scores = baseline_scores(archs)
+    assert list(scores["minus live avg_pool_3x3"]) == [-1, -2, 0]  # third: only edge 0->3 reaches the output
+    assert list(scores["9 x live conv3x3 + live conv1x1"]) == [28, 2, 1]
+    assert scores["parameters"][0] > scores["parameters"][1] and scores["FLOPs"][0] > scores["FLOPs"][1]
+
+
+def test_op_count_fit_recovers_a_linear_truth():
+    from pada_lite.spaces.nb201 import NB201_OPS
+    archs = [a for a in itertools.product(NB201_OPS, repeat=6) if any(live_op_counts(a))][::97]
+    y = [70 + 1.5 * live_op_counts(a)[2] - 0.5 * live_op_counts(a)[3] for a in archs]
+    fit = op_count_fit(archs, y)
+    assert fit["r2"] == pytest.approx(1.0) and fit["intercept"] == pytest.approx(70)
+    assert fit["coefficients"] == pytest.approx({SKIP: 0, C1: 0, C3: 1.5, POOL: -0.5}, abs=1e-9)
+    y = [v + (1 if k % 2 else -1) for k, v in enumerate(y)]  # +-1 noise: R^2 = 1 - 1 / var(y)
+    assert op_count_fit(archs, y)["r2"] == pytest.approx(1 - 1 / np.var(y), abs=0.02)
+
+
+def test_op_count_fit_leaves_unidentified_coefficients_out():
+    archs = [tuple(a) for a in itertools.product((SKIP, C1, C3, POOL), repeat=6)][::97]  # always 6 live edges
+    fit = op_count_fit(archs, [live_op_counts(a)[2] for a in archs])
+    assert fit["coefficients"] is None and fit["r2"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------------ report --json
+@pytest.fixture(scope="module")
+def report_json():
+    import contextlib
+    import io
+
+    from pada_lite.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["report", "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def _t_interval(values):
+    v = np.asarray(values, dtype=float)
+    return list(stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v)))
+
+
+def test_report_json_ground_truth_matches_the_artifact(report_json):
+    from pada_lite.benchmark import read_artifact
+    payload = read_artifact()
+    gt = report_json["ground_truth"]
+    seeds = payload["complete_seeds"]
+    assert gt["seeds"] == seeds and gt["num_archs"] == len(payload["archs"])
+    acc = np.array([payload["eval_acc"][str(s)] for s in seeds])
+    half = len(seeds) // 2
+    taus = []
+    for first in itertools.combinations(seeds[1:], half - 1):
+        a = [0, *first]
+        b = [s for s in seeds if s not in a][:half]
+        taus.append(stats.kendalltau(acc[a].mean(0), acc[b].mean(0)).statistic)
+    assert gt["split_half_tau"] == pytest.approx(np.mean(taus)) and gt["split_half_seeds"] == half
+
+
+def test_report_json_methods_match_the_main_artifact(report_json):
+    from pada_lite.experiments import RESULTS_DIR
+    main = json.loads((RESULTS_DIR / "main.json").read_text())
+    per_seed = {}
+    for r in main["per_seed"]:
+        per_seed.setdefault(r["label"], {})[r["seed"]] = r["metrics"]["all"]["kendall_tau"]
+    methods = {m["name"]: m for m in report_json["main"]["methods"]}
+    assert list(methods) == [row["label"] for row in main["rows"]]
+    sds = []
+    for name, by_seed in per_seed.items():
+        m, taus = methods[name], [by_seed[s] for s in sorted(by_seed)]
+        assert m["seeds"] == sorted(by_seed)
+        assert m["tau_mean"] == pytest.approx(np.mean(taus))
+        assert m["tau_ci95"] == pytest.approx(_t_interval(taus))
+        assert -1 <= m["within_group_tau"] <= 1 and -1 <= m["nb201_cifar10_tau"] <= 1
+        if name != "SPOS":
+            diffs = [by_seed[s] - per_seed["SPOS"][s] for s in sorted(by_seed)]
+            assert m["difference_vs_SPOS"]["mean"] == pytest.approx(np.mean(diffs))
+            assert m["difference_vs_SPOS"]["ci95"] == pytest.approx(_t_interval(diffs))
+            sds.append(np.std(diffs, ddof=1))
+    n = len(per_seed["SPOS"])
+    mdd = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * np.sqrt(np.mean(np.square(sds))) / np.sqrt(n)
+    assert report_json["main"]["min_detectable_tau_difference"] == pytest.approx(mdd)
+
+
+def _within_group_tau_pair_by_pair(truth, pred, keys):
+    s = untied_t = untied_p = 0
+    for i, j in itertools.combinations(range(len(keys)), 2):
+        if keys[i] == keys[j]:
+            dt, dp = np.sign(truth[i] - truth[j]), np.sign(pred[i] - pred[j])
+            s, untied_t, untied_p = s + dt * dp, untied_t + (dt != 0), untied_p + (dp != 0)
+    return s / np.sqrt(untied_t * untied_p)
+
+
+def test_report_json_within_group_tau_of_spos(report_json):
+    """SPOS's within-group tau, recomputed pair by pair from its unit files and the ground truth."""
+    from pada_lite.benchmark import read_artifact
+    from pada_lite.experiments import RESULTS_DIR
+    from pada_lite.spaces import str_to_arch
+    from pada_lite.spaces.nb201 import live_edges
+    payload = read_artifact()
+    truth = np.array(payload["mean_eval_acc"])
+    keys = [tuple(sorted(op for op, on in zip(a, live_edges(a)) if on)) for a in map(str_to_arch, payload["archs"])]
+    spos = [m for m in report_json["main"]["methods"] if m["name"] == "SPOS"][0]
+    values = []
+    for seed in spos["seeds"]:
+        record = json.loads((RESULTS_DIR / "main" / f"SPOS-seed{seed}.json").read_text())
+        assert record["archs"] == payload["archs"]
+        values.append(_within_group_tau_pair_by_pair(truth, np.array(record["supernet_acc"]), keys))
+    assert spos["within_group_tau"] == pytest.approx(np.mean(values))
+    assert spos["within_group_tau_ci95"] == pytest.approx(_t_interval(values))
+
+
+def test_report_json_baselines_include_size_and_op_counts(report_json):
+    from pada_lite.benchmark import read_artifact
+    from pada_lite.spaces import str_to_arch
+    payload = read_artifact()
+    baselines = {b["name"]: b for b in report_json["main"]["baselines"]}
+    assert {"parameters", "FLOPs", "minus live avg_pool_3x3", "9 x live conv3x3 + live conv1x1"} <= set(baselines)
+    pools = [-live_op_counts(str_to_arch(a))[3] for a in payload["archs"]]
+    expected = stats.kendalltau(payload["mean_eval_acc"], pools).statistic
+    assert baselines["minus live avg_pool_3x3"]["tau"] == pytest.approx(expected)
+    assert baselines["parameters"]["within_group_tau"] is None  # the same op counts: the same size
