@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .config import ConfigError, DataConfig, RunConfig, TrainConfig
 from .data import ImageData, load_splits
-from .provenance import device_name, provenance, read_json, write_json
-from .retrain import RetrainConfig, RetrainResult, count_parameters, retrain
+from .provenance import provenance, read_json, write_json
+from .retrain import RetrainConfig, RetrainResult, retrain
 from .search import SearchResult, evolutionary_search, random_search
-from .spaces.darts import (GENOTYPES, DartsArchSpace, DartsNetwork, DartsNetworkConfig, DartsSupernetConfig,
-                           Genotype, arch_to_genotype, genotype_params, genotype_to_str, str_to_genotype)
-from .training import Trainer, resolve_device, seed_everything
+from .spaces.darts import (GENOTYPES, DartsArchSpace, DartsNetwork, DartsNetworkConfig, DartsSupernetConfig, Genotype,
+                           arch_to_genotype, genotype_to_str, str_to_genotype)
+from .training import Trainer, seed_everything
 
 
 @dataclass
@@ -113,6 +114,30 @@ def preset(name: str) -> DartsPreset:
     return PRESETS[name]()
 
 
+def override_preset(p: DartsPreset, assignments: Sequence[str]) -> DartsPreset:
+    """Apply ``section.field=value`` overrides (JSON values); ``search.<section>.<field>`` reaches the supernet run."""
+    from .config import override
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        section, _, name = key.partition(".")
+        if not sep or not name or section not in ("search", "evolution", "network", "retrain_data", "retrain"):
+            raise ConfigError(f"override {item!r} must look like section.field=value with a section of search, "
+                              "evolution, network, retrain_data, retrain; e.g. retrain.epochs=2 or search.train.epochs=1")
+        if section == "search":
+            p = dataclasses.replace(p, search=override(p.search, [f"{name}={raw}"]))
+            continue
+        part = getattr(p, section)
+        if name not in {f.name for f in dataclasses.fields(part)}:
+            raise ConfigError(f"unknown field {name!r} in section {section!r}; known: "
+                              f"{sorted(f.name for f in dataclasses.fields(part))}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        p = dataclasses.replace(p, **{section: dataclasses.replace(part, **{name: value})})
+    return p
+
+
 # ------------------------------------------------------------------------------------------------- search
 def arch_space(p: DartsPreset) -> DartsArchSpace:
     """The search's space: the supernet's ops, the stand-alone network's parameter limit."""
@@ -146,9 +171,15 @@ def search(p: DartsPreset, sampler: str, out: str | Path, seed: int = 0) -> dict
     if not config.data.valid_size:
         raise ConfigError("the search scores candidates on held-out training images: set search data.valid_size > 0")
     start = time.perf_counter()
-    trainer = Trainer(config, out / "supernet")
-    trained = trainer.run()
-    held_out = trainer.splits.valid
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:     # torchrun: data-parallel supernet training, rank 0 searches
+        from .distributed import train_distributed
+        trained = train_distributed(config, out / "supernet")
+        if int(os.environ.get("RANK", "0")) != 0:
+            return {}
+    else:
+        trained = Trainer(config, out / "supernet").run()
+    held_out = load_splits(config.data).valid
+    device = next(trained.model.parameters()).device
     if p.evolution.eval_images is not None:
         held_out = held_out.subset(torch.arange(min(p.evolution.eval_images, len(held_out))))
     fitness = supernet_fitness(trained.model, held_out, p.evolution.eval_batch_size)
@@ -165,7 +196,7 @@ def search(p: DartsPreset, sampler: str, out: str | Path, seed: int = 0) -> dict
               "evolution": _search_record(evolution, space), "random": _search_record(baseline, space),
               "supernet_train_s": trained.wall_time_s, "search_s": search_s,
               "supernet_history": trained.history,
-              **provenance(p, seed, trainer.device, time.perf_counter() - start)}
+              **provenance(p, seed, device, time.perf_counter() - start)}
     write_json(out / "genotype.json", record)
     return record
 
@@ -227,7 +258,7 @@ def retrain_genotype(p: DartsPreset, genotype: Genotype, out: str | Path | None 
 
 
 # ------------------------------------------------------------------------------------------ lite comparison
-LITE_OUT = Path("data/results/darts_lite")
+LITE_OUT = Path(__file__).resolve().parent.parent / "data" / "results" / "darts_lite"  # units; summary: .json
 PAPER_TEST_ACC = {"PA&DA (paper, CIFAR-10)": (97.52, 0.07), "DARTS V2 (paper, CIFAR-10)": (97.24, 0.09)}
 
 
@@ -266,6 +297,14 @@ def _unit_genotype(name: str, units: Path, p: DartsPreset, c: LiteComparison) ->
     return random_genotypes(p, c)[int(label.removeprefix("random"))]
 
 
+def load_lite_comparison(path: str | Path = LITE_OUT.with_suffix(".json")) -> dict:
+    """The lite comparison's artifact, or an error naming the command that writes it."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist: run `python -m pada_lite search --space darts --comparison` "
+                                "(about 15 CPU-minutes, resumable)")
+    return read_json(path)
+
+
 def run_lite_comparison(out: str | Path = LITE_OUT, limit_units: int | None = None, work: str | Path = "runs",
                         p: DartsPreset | None = None, c: LiteComparison | None = None) -> dict:
     """Run the missing units (at most ``limit_units``), then write ``<out>.json``; finished units are kept."""
@@ -294,7 +333,7 @@ def mean_ci(values: Sequence[float]) -> dict:
     from scipy import stats
     v = np.asarray(values, dtype=float)
     half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return {"mean": float(v.mean()), "ci95": half, "n": int(len(v)), "values": v.tolist()}
+    return {"mean": float(v.mean()), "ci95": half, "n": len(v), "values": v.tolist()}
 
 
 def write_lite_summary(out: Path, p: DartsPreset, c: LiteComparison) -> dict:

@@ -27,10 +27,9 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
-import re
 from collections import namedtuple
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -520,12 +519,12 @@ class DartsNetwork(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ search space
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _op_params(op: str, channels: int, stride: int) -> int:
     return sum(p.numel() for p in make_op(op, channels, stride, dict(affine=True), search=False).parameters())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fixed_params(config: DartsNetworkConfig) -> int:
     """Parameters of a network apart from its cells' ops (stem, preprocessing, classifier; no auxiliary head)."""
     pools = [("max_pool_3x3", 0)] * 8                                 # ops without parameters
