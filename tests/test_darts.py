@@ -1,8 +1,6 @@
 """The DARTS space: parameter counts, genotypes, node-input paths, PA on used edges, search limits, exact resumes."""
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections import Counter
 
 import numpy as np
@@ -203,3 +201,42 @@ def test_network_returns_aux_logits_only_in_training():
     logits, aux = net.train()(torch.randn(2, 1, 28, 28))
     assert logits.shape == aux.shape == (2, 10)
     assert net.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+TINY_PRESET = ["search.data.image_size=8", "search.data.train_size=64", "search.data.valid_size=32",
+               "search.data.test_size=32", "search.train.epochs=1", "search.space.channels=4", "search.space.cells=3",
+               "evolution.budget=4", "evolution.random_budget=2", "evolution.population=4", "evolution.parents=2",
+               "evolution.eval_images=32", "evolution.max_params=9000", "network.channels=4", "network.cells=3",
+               "network.image_size=8", "network.auxiliary=false", "retrain_data.image_size=8",
+               "retrain_data.train_size=64", "retrain_data.test_size=32", "retrain.epochs=1"]
+
+
+def test_cli_searches_and_retrains(tmp_path, one_thread, capsys):
+    from pada_lite.cli import main
+    sets = [arg for item in TINY_PRESET for arg in ("--set", item)]
+    assert main(["search", "--space", "darts", "--preset", "lite", *sets, "--out", str(tmp_path / "s")]) == 0
+    from pada_lite.provenance import read_json
+    record = read_json(tmp_path / "s" / "genotype.json")
+    assert record["params"] <= 9000 and record["config"]["evolution"]["budget"] == 4 and "git_commit" in record
+    assert len(record["evolution"]["evaluated"]) == 4 and max(record["evolution"]["params"]) <= 9000
+    assert main(["retrain", "--space", "darts", "--genotype", str(tmp_path / "s" / "genotype.json"), *sets,
+                 "--out", str(tmp_path / "r")]) == 0
+    result = read_json(tmp_path / "r" / "result.json")
+    assert result["genotype"] == record["genotype"] and result["params"] == record["params"]
+    assert main(["retrain", "--genotype", "Genotype(normal=[])"]) == 2
+    assert "cannot read genotype" in capsys.readouterr().err
+
+
+def test_lite_comparison_runs_unit_by_unit(tmp_path, one_thread):
+    from pada_lite.cellsearch import LiteComparison, comparison_units, lite, override_preset, run_lite_comparison
+    p, c = override_preset(lite(), TINY_PRESET), LiteComparison(seeds=(0, 1), random_genotypes=1)
+    out = tmp_path / "darts_lite"
+    first = run_lite_comparison(out, limit_units=3, work=tmp_path / "runs", p=p, c=c)
+    assert len(first["missing_units"]) == len(comparison_units(c)) - 3 == 7
+    kept = (out / "search_spos.json").read_text()
+    summary = run_lite_comparison(out, work=tmp_path / "runs", p=p, c=c)
+    assert (out / "search_spos.json").read_text() == kept                        # finished units are not redone
+    assert not summary["missing_units"] and summary["cpu_time_s_total"] > 0
+    assert {r["label"] for r in summary["rows"]} == {"spos", "pada", "DARTS_V2", "random0"}
+    assert all(r["test_acc"]["n"] == 2 and len(r["test_acc"]["values"]) == 2 for r in summary["rows"])
+    assert summary["searches"]["pada"]["genotype"] == next(r for r in summary["rows"] if r["label"] == "pada")["genotype"]
