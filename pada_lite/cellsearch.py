@@ -306,26 +306,37 @@ def load_lite_comparison(path: str | Path = LITE_OUT.with_suffix(".json")) -> di
 
 
 def run_lite_comparison(out: str | Path = LITE_OUT, limit_units: int | None = None, work: str | Path = "runs",
-                        p: DartsPreset | None = None, c: LiteComparison | None = None) -> dict:
-    """Run the missing units (at most ``limit_units``), then write ``<out>.json``; finished units are kept."""
+                        p: DartsPreset | None = None, c: LiteComparison | None = None, workers: int = 1) -> dict:
+    """Run the missing units (at most ``limit_units``; searches first, then retrains, each phase split over
+    ``workers`` single-threaded processes), then write ``<out>.json``; finished units are kept."""
     p, c, out = p or lite(), c or LiteComparison(), Path(out)
-    work = Path(work) / out.name
-    done = 0
-    for name in comparison_units(c):
-        path = out / f"{name}.json"
-        if path.exists() or (limit_units is not None and done >= limit_units):
+    todo = [u for u in comparison_units(c) if not (out / f"{u}.json").exists()][:limit_units]
+    for phase in ([u for u in todo if u.startswith("search_")], [u for u in todo if u.startswith("retrain_")]):
+        shards = [phase[i::workers] for i in range(workers) if phase[i::workers]]
+        if len(shards) <= 1:
+            _run_units(phase, out, Path(work), p, c)
             continue
+        import multiprocessing
+        with multiprocessing.get_context("spawn").Pool(len(shards)) as pool:
+            pool.starmap(_run_units, [(shard, out, Path(work), p, c) for shard in shards])
+    return write_lite_summary(out, p, c)
+
+
+def _run_units(names: Sequence[str], out: Path, work: Path, p: DartsPreset, c: LiteComparison) -> None:
+    """Run comparison units one after the other, each written to ``out/<unit>.json`` when it finishes."""
+    import multiprocessing
+    if multiprocessing.current_process().name != "MainProcess":
+        torch.set_num_threads(1)                       # a worker of a pool: one thread each
+    for name in names:
         start_cpu = time.process_time()
         if name.startswith("search_"):
-            record = search(p, name.removeprefix("search_"), work / name, seed=c.search_seed)
+            record = search(p, name.removeprefix("search_"), work / out.name / name, seed=c.search_seed)
             record.pop("supernet_history", None)
         else:
             seed = int(name.rsplit("_s", 1)[1])
-            _, record = retrain_genotype(p, _unit_genotype(name, out, p, c), work / name, seed)
+            _, record = retrain_genotype(p, _unit_genotype(name, out, p, c), work / out.name / name, seed)
         record["cpu_time_s"] = round(time.process_time() - start_cpu, 2)
-        write_json(path, record)
-        done += 1
-    return write_lite_summary(out, p, c)
+        write_json(out / f"{name}.json", record)
 
 
 def mean_ci(values: Sequence[float]) -> dict:

@@ -150,7 +150,7 @@ def cmd_search(args) -> int:
     from .cellsearch import override_preset, preset, run_lite_comparison, search
     p = override_preset(preset(args.preset), args.set or [])
     if args.comparison:
-        summary = run_lite_comparison(p=p, limit_units=args.limit_units)
+        summary = run_lite_comparison(p=p, limit_units=args.limit_units, workers=args.workers)
         for row in summary["rows"]:
             acc = row["test_acc"]
             print(f"  {row['label']:9s} {acc['mean']:6.2f} ± {acc['ci95']:.2f} % over {acc['n']} seeds, "
@@ -259,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the lite comparison instead (SPOS and PA&DA searches, DARTS V2, 5 random genotypes, "
                         "3 retraining seeds each; one unit at a time, resumable) -> data/results/darts_lite.json")
     p.add_argument("--limit-units", type=int, help="with --comparison: run at most this many missing units")
+    p.add_argument("--workers", type=int, default=1, help="with --comparison: parallel single-threaded processes")
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("retrain", help="train a searched genotype stand-alone (resumable)",
                        description="Train a genotype's network from scratch with the preset's protocol and report "

@@ -231,7 +231,7 @@ def test_lite_comparison_runs_unit_by_unit(tmp_path, one_thread):
     from pada_lite.cellsearch import LiteComparison, comparison_units, lite, override_preset, run_lite_comparison
     p, c = override_preset(lite(), TINY_PRESET), LiteComparison(seeds=(0, 1), random_genotypes=1)
     out = tmp_path / "darts_lite"
-    first = run_lite_comparison(out, limit_units=3, work=tmp_path / "runs", p=p, c=c)
+    first = run_lite_comparison(out, limit_units=3, work=tmp_path / "runs", p=p, c=c, workers=2)
     assert len(first["missing_units"]) == len(comparison_units(c)) - 3 == 7
     kept = (out / "search_spos.json").read_text()
     summary = run_lite_comparison(out, work=tmp_path / "runs", p=p, c=c)
