@@ -98,7 +98,7 @@ def paper() -> DartsPreset:
                                            grad_clip=5.0, pa_scope="edge", amp=True, channels_last=True)),
         evolution=EvolutionConfig(),
         network=DartsNetworkConfig(),
-        retrain_data=DataConfig(**cifar, train_size=None, test_size=None),
+        retrain_data=DataConfig(dataset="cifar10", image_size=None, train_size=None, test_size=None),  # crop: retrain
         retrain=RetrainConfig())  # 600 epochs, batch 96, lr 0.025 cosine, wd 3e-4, cutout 16, drop-path 0.2, aux 0.4
 
 
@@ -122,7 +122,7 @@ def override_preset(p: DartsPreset, assignments: Sequence[str]) -> DartsPreset:
         section, _, name = key.partition(".")
         if not sep or not name or section not in ("search", "evolution", "network", "retrain_data", "retrain"):
             raise ConfigError(f"override {item!r} must look like section.field=value with a section of search, "
-                              "evolution, network, retrain_data, retrain; e.g. retrain.epochs=2 or search.train.epochs=1")
+                              "evolution, network, retrain_data, retrain; e.g. retrain.epochs=2, search.train.epochs=1")
         if section == "search":
             p = dataclasses.replace(p, search=override(p.search, [f"{name}={raw}"]))
             continue
@@ -162,8 +162,10 @@ def supernet_fitness(model: torch.nn.Module, data: ImageData, batch_size: int):
     return fitness
 
 
-def search(p: DartsPreset, sampler: str, out: str | Path, seed: int = 0) -> dict:
-    """Train the supernet with ``sampler`` (spos | pada; resumes ``out``), search it, write ``out/genotype.json``."""
+def search(p: DartsPreset, sampler: str, out: str | Path, seed: int = 0, splits=None) -> dict:
+    """Train the supernet with ``sampler`` (spos | pada; resumes ``out``), search it, write ``out/genotype.json``.
+
+    ``splits``: the data (default: loaded as ``p.search.data`` says; its ``valid`` split scores the candidates)."""
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
     out = Path(out)
@@ -173,12 +175,12 @@ def search(p: DartsPreset, sampler: str, out: str | Path, seed: int = 0) -> dict
     start = time.perf_counter()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:     # torchrun: data-parallel supernet training, rank 0 searches
         from .distributed import train_distributed
-        trained = train_distributed(config, out / "supernet")
+        trained = train_distributed(config, out / "supernet", splits)
         if int(os.environ.get("RANK", "0")) != 0:
             return {}
     else:
-        trained = Trainer(config, out / "supernet").run()
-    held_out = load_splits(config.data).valid
+        trained = Trainer(config, out / "supernet", splits).run()
+    held_out = (splits or load_splits(config.data)).valid
     device = next(trained.model.parameters()).device
     if p.evolution.eval_images is not None:
         held_out = held_out.subset(torch.arange(min(p.evolution.eval_images, len(held_out))))

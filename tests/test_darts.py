@@ -239,4 +239,42 @@ def test_lite_comparison_runs_unit_by_unit(tmp_path, one_thread):
     assert not summary["missing_units"] and summary["cpu_time_s_total"] > 0
     assert {r["label"] for r in summary["rows"]} == {"spos", "pada", "DARTS_V2", "random0"}
     assert all(r["test_acc"]["n"] == 2 and len(r["test_acc"]["values"]) == 2 for r in summary["rows"])
-    assert summary["searches"]["pada"]["genotype"] == next(r for r in summary["rows"] if r["label"] == "pada")["genotype"]
+    pada_row = next(r for r in summary["rows"] if r["label"] == "pada")
+    assert summary["searches"]["pada"]["genotype"] == pada_row["genotype"]
+
+
+def fake_cifar(n: int, seed: int) -> ImageData:
+    g = torch.Generator().manual_seed(seed)
+    return ImageData(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                     torch.randint(0, 10, (n,), generator=g), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 10)
+
+
+def test_paper_preset_holds_the_darts_protocol():
+    from pada_lite.cellsearch import paper
+    p = paper()
+    assert (p.search.space.cells, p.search.space.channels, p.search.space.in_channels) == (8, 16, 3)
+    assert (p.search.data.dataset, p.search.data.train_size, p.search.data.valid_size) == ("cifar10", 25000, 25000)
+    assert (p.network.cells, p.network.channels, p.network.auxiliary) == (20, 36, True)
+    assert p.retrain_data.train_size is None and p.retrain_data.valid_size == 0 and p.retrain_data.augment is False
+    r = p.retrain
+    assert (r.epochs, r.batch_size, r.lr, r.weight_decay, r.cutout, r.drop_path_prob, r.auxiliary_weight,
+            r.grad_clip, r.augment, r.amp, r.channels_last) == (600, 96, 0.025, 3e-4, 16, 0.2, 0.4, 5.0, True, True,
+                                                                True)
+    assert p.search.train.amp and p.search.train.channels_last and p.search.train.pa_scope == "edge"
+
+
+def test_paper_paths_run_on_tiny_cifar_inputs(tmp_path, one_thread):
+    """The full tier's search and retrain code paths (CIFAR shapes, augmentation, cutout, drop-path, auxiliary head),
+    on a few fake 32x32 images with small widths; AMP and channels_last apply on CUDA only."""
+    from pada_lite.cellsearch import override_preset, paper, retrain_genotype, search
+    from pada_lite.data import Splits
+    p = override_preset(paper(), ["search.space.channels=4", "search.space.cells=3", "search.train.epochs=1",
+                                  "search.train.batch_size=32", "evolution.budget=4", "evolution.random_budget=2",
+                                  "evolution.population=4", "evolution.parents=2", "evolution.eval_batch_size=32",
+                                  "network.channels=4", "network.cells=3", "retrain.epochs=1", "retrain.batch_size=32"])
+    splits = Splits(fake_cifar(64, 0), fake_cifar(32, 1), fake_cifar(32, 2))
+    record = search(p, "pada", tmp_path / "s", splits=splits)
+    assert record["params"] <= p.evolution.max_params and record["config"]["name"] == "paper"
+    result, info = retrain_genotype(p, str_to_genotype(record["genotype"]), tmp_path / "r", splits=splits)
+    assert info["params"] == count_parameters(result.model) and info["macs"] > 0
+    assert result.model.auxiliary_head is not None and len(result.history) == 1

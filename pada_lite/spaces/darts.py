@@ -1,4 +1,4 @@
-"""The DARTS cell space (Liu et al., 2019): genotypes, the single-path supernet, its path samplers, the stand-alone network.
+"""The DARTS cell space (Liu et al., 2019): genotypes, single-path supernet, path samplers, stand-alone network.
 
 A cell has two input nodes (the outputs of the two previous cells, after a 1x1 preprocessing) and 4 intermediate
 nodes; node k (k = 0..3, numbered 2..5 as states) may read any of the k + 2 earlier states, which makes 14 edges per
@@ -45,7 +45,7 @@ NUM_DECISIONS = 2 * NUM_CELL_EDGES                                # normal cell'
 CONCAT = (2, 3, 4, 5)
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
-Genotype.__doc__ = """A DARTS cell pair: per cell type 8 (op, input state) pairs, two per node, and the concatenated states."""
+Genotype.__doc__ = """Per cell type 8 (op, input state) pairs, two per node, and the states the cell concatenates."""
 
 DARTS_V2 = Genotype(
     normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
@@ -61,7 +61,7 @@ Arch = tuple  # 28 entries: an op name or None
 
 # ------------------------------------------------------------------------------------------------ genotypes
 def genotype_to_str(genotype: Genotype) -> str:
-    """``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[...])``."""
+    """The string form ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=...)``."""
     g = check_genotype(genotype)
     return (f"Genotype(normal={[tuple(p) for p in g.normal]!r}, normal_concat={list(g.normal_concat)!r}, "
             f"reduce={[tuple(p) for p in g.reduce]!r}, reduce_concat={list(g.reduce_concat)!r})")
@@ -380,7 +380,7 @@ def _sampler_classes():
         """SPOS on the DARTS space: uniform input pairs, uniform ops on the used edges."""
 
     class DartsImportancePathSampler(_NodeInputs, ImportancePathSampler):
-        """PA on the DARTS space: uniform input pairs; ops from per-edge (or shared) distributions scored on used edges."""
+        """PA on the DARTS space: uniform input pairs; per-edge (or shared) op distributions, scored on used edges."""
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
