@@ -157,6 +157,46 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    """search --space darts: train a supernet, search it, write the genotype with provenance."""
+    from .cellsearch import override_preset, preset, run_lite_comparison, search
+    p = override_preset(preset(args.preset), args.set or [])
+    if args.comparison:
+        summary = run_lite_comparison(p=p, limit_units=args.limit_units, workers=args.workers)
+        for row in summary["rows"]:
+            acc = row["test_acc"]
+            print(f"  {row['label']:9s} {acc['mean']:6.2f} ± {acc['ci95']:.2f} % over {acc['n']} seeds, "
+                  f"{row['params']:,} parameters")
+        print(f"{len(summary['missing_units'])} units missing; {summary['cpu_time_s_total'] / 60:.1f} CPU-min so far; "
+              "artifact data/results/darts_lite.json")
+        return 0
+    out = Path(args.out or f"runs/darts-{p.name}-{args.sampler}")
+    print(f"searching the DARTS space ({p.name}, {args.sampler}): supernet {p.search.train.epochs} epochs, "
+          f"evolution over {p.evolution.budget} candidates -> {out}")
+    record = search(p, args.sampler, out, seed=args.seed)
+    if record:
+        print(f"done in {record['wall_time_s']:.0f} s: supernet accuracy {record['supernet_accuracy']:.2f} %, "
+              f"{record['params']:,} parameters\n{record['genotype']}\nwritten {out / 'genotype.json'}")
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    """retrain --space darts: train a genotype's network stand-alone and report its test accuracy."""
+    from .cellsearch import load_genotype, override_preset, preset, retrain_genotype
+    from .provenance import write_json
+    p = override_preset(preset(args.preset), args.set or [])
+    genotype = load_genotype(args.genotype)
+    name = Path(args.genotype).stem if args.genotype.endswith(".json") else args.genotype[:40]
+    out = Path(args.out or f"runs/darts-{p.name}-retrain-{name}-s{args.seed}")
+    print(f"retraining {args.genotype} ({p.name}): {p.retrain.epochs} epochs, {p.network.cells} cells, "
+          f"C={p.network.channels} -> {out}")
+    _, record = retrain_genotype(p, genotype, out, seed=args.seed)
+    write_json(out / "result.json", record)
+    print(f"done in {record['wall_time_s']:.0f} s: test accuracy {record['test_acc']:.2f} %, "
+          f"{record['params']:,} parameters, {record['macs'] / 1e6:.1f} M multiply-adds; written {out / 'result.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pada_lite",
@@ -217,6 +257,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the main experiment's yardsticks as one JSON object "
                    "(ground-truth reliability, tau with 95 %% CIs, within-group tau, paired differences, baselines)")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("search", help="search a cell space with a supernet (DARTS space; resumable)",
+                       description="Train a single-path supernet (SPOS or PA&DA), run the SPOS evolution and a random "
+                                   "search under a parameter limit, and write <out>/genotype.json with provenance.")
+    p.add_argument("--space", default="darts", choices=["darts"], help="search space")
+    p.add_argument("--preset", default="lite", choices=["lite", "paper"],
+                   help="lite (CPU, Fashion-MNIST 28x28, minutes) or paper (GPU, CIFAR-10, DARTS settings)")
+    p.add_argument("--sampler", default="pada", choices=["spos", "pada"], help="supernet path and data samplers")
+    p.add_argument("--seed", type=int, default=0, help="supernet training seed")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="override a preset field, e.g. --set search.train.epochs=2 --set evolution.budget=20 "
+                        "(sections: search, evolution, network, retrain_data, retrain); repeatable")
+    p.add_argument("--out", help="run folder (default runs/darts-<preset>-<sampler>)")
+    p.add_argument("--comparison", action="store_true",
+                   help="run the lite comparison instead (SPOS and PA&DA searches, DARTS V2, 5 random genotypes, "
+                        "3 retraining seeds each; one unit at a time, resumable) -> data/results/darts_lite.json")
+    p.add_argument("--limit-units", type=int, help="with --comparison: run at most this many missing units")
+    p.add_argument("--workers", type=int, default=1, help="with --comparison: parallel single-threaded processes")
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("retrain", help="train a searched genotype stand-alone (resumable)",
+                       description="Train a genotype's network from scratch with the preset's protocol and report "
+                                   "its test accuracy, parameters and multiply-adds.")
+    p.add_argument("--space", default="darts", choices=["darts"], help="search space")
+    p.add_argument("--genotype", required=True,
+                   help="a genotype.json written by `search`, a name (DARTS_V2) or a Genotype(...) string")
+    p.add_argument("--preset", default="lite", choices=["lite", "paper"],
+                   help="lite (CPU, Fashion-MNIST 28x28) or paper (GPU, CIFAR-10, 600 epochs, the DARTS protocol)")
+    p.add_argument("--seed", type=int, default=0, help="weights and training seed")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="override a preset field, e.g. --set retrain.epochs=2 --set network.channels=16")
+    p.add_argument("--out", help="run folder (default runs/darts-<preset>-retrain-<genotype>-s<seed>)")
+    p.set_defaults(func=cmd_retrain)
     return parser
 
 

@@ -153,3 +153,34 @@ def show(fig: go.Figure, name: str | None = None, config: dict | None = None) ->
         mime["config"] = {**CONFIG, **(config or {})}
         bundle[PLOTLY_MIME] = mime
     display(bundle, raw=True)
+
+
+def cell_figure(genotype, cell: str = "normal", title: str | None = None) -> go.Figure:
+    """A DARTS cell of ``genotype`` (``cell``: normal or reduce): input states, 4 nodes, labelled op edges, output."""
+    pairs = [tuple(p) for p in getattr(genotype, cell)]
+    concat = list(getattr(genotype, f"{cell}_concat"))
+    nodes = len(pairs) // 2
+    pos = {0: (0.0, 1.0), 1: (0.0, -1.0)}
+    pos.update({k + 2: (1.0 + k, 0.8 if k % 2 == 0 else -0.8) for k in range(nodes)})
+    out = (nodes + 1.0, 0.0)
+    fig = go.Figure()
+    for i, state in enumerate(concat):                                   # concatenation into the output
+        fig.add_annotation(x=out[0], y=out[1], ax=pos[state][0], ay=pos[state][1], xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowwidth=1, arrowcolor="#bbbbbb", text="")
+    for n, (op, src) in enumerate(pairs):
+        (x0, y0), (x1, y1) = pos[src], pos[n // 2 + 2]
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                           arrowhead=2, arrowwidth=1.5, arrowcolor="#4c78a8", text="", standoff=14, startstandoff=14)
+        bend = 0.12 if n % 2 else -0.12                                  # keep a node's two labels apart
+        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2 + bend, text=op, showarrow=False,
+                           font={"size": 11, "color": "#333333"}, bgcolor="rgba(255,255,255,0.8)")
+    labels = ["c_{k-2}", "c_{k-1}"] + [str(k) for k in range(nodes)] + ["c_{k}"]
+    xy = [pos[s] for s in range(nodes + 2)] + [out]
+    fig.add_trace(go.Scatter(x=[p[0] for p in xy], y=[p[1] for p in xy], mode="markers+text", text=labels,
+                             textposition="middle center", hoverinfo="skip", showlegend=False,
+                             marker={"size": 34, "color": ["#f2cf5b"] * 2 + ["#9ecae1"] * nodes + ["#a1d99b"],
+                                     "line": {"width": 1, "color": "#555555"}}))
+    fig.update_layout(title=title or f"{cell} cell", height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis={"visible": False, "range": [-0.4, nodes + 1.4]},
+                      yaxis={"visible": False, "range": [-1.5, 1.5]}, plot_bgcolor="white")
+    return fig
