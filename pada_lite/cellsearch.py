@@ -27,8 +27,17 @@ from .data import ImageData, load_splits
 from .provenance import provenance, read_json, write_json
 from .retrain import RetrainConfig, RetrainResult, retrain
 from .search import SearchResult, evolutionary_search, random_search
-from .spaces.darts import (GENOTYPES, DartsArchSpace, DartsNetwork, DartsNetworkConfig, DartsSupernetConfig, Genotype,
-                           arch_to_genotype, genotype_to_str, str_to_genotype)
+from .spaces.darts import (
+    GENOTYPES,
+    DartsArchSpace,
+    DartsNetwork,
+    DartsNetworkConfig,
+    DartsSupernetConfig,
+    Genotype,
+    arch_to_genotype,
+    genotype_to_str,
+    str_to_genotype,
+)
 from .training import Trainer, seed_everything
 
 

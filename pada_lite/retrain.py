@@ -93,12 +93,12 @@ class RetrainResult:
 
 
 def count_parameters(model: torch.nn.Module, exclude: str = "auxiliary") -> int:
-    """Parameters of ``model``, leaving out those whose name contains ``exclude`` (DARTS counts without its aux head)."""
+    """Parameters of ``model`` except those whose name contains ``exclude`` (DARTS counts without its aux head)."""
     return sum(p.numel() for name, p in model.named_parameters() if not (exclude and exclude in name))
 
 
 def cutout_(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero one ``size`` x ``size`` square per image at a uniform centre, clipped at the border (DARTS). x: [B,C,H,W]."""
+    """Zero one ``size`` x ``size`` square per image at a uniform centre, clipped at the border. x: [B,C,H,W]."""
     b, _, h, w = x.shape
     gen_device = generator.device if generator is not None else torch.device("cpu")
     centre = torch.stack([torch.randint(0, h, (b,), generator=generator, device=gen_device),

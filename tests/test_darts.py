@@ -9,12 +9,27 @@ import torch
 
 from pada_lite.config import DataConfig, RunConfig, TrainConfig
 from pada_lite.data import ImageData
-from pada_lite.retrain import CHECKPOINT as RETRAIN_CHECKPOINT, RetrainConfig, Retrainer, count_parameters
+from pada_lite.retrain import CHECKPOINT as RETRAIN_CHECKPOINT
+from pada_lite.retrain import RetrainConfig, Retrainer, count_parameters
 from pada_lite.search import evolutionary_search, random_search
 from pada_lite.spaces import ArchError, build_supernet, make_path_sampler
-from pada_lite.spaces.darts import (CELL_EDGES, DARTS_OPS, DARTS_V2, NUM_CELL_EDGES, DartsArchSpace, DartsNetwork,
-                                    DartsNetworkConfig, DartsSupernetConfig, arch_to_genotype, check_arch,
-                                    genotype_params, genotype_to_arch, genotype_to_str, node_edges, str_to_genotype)
+from pada_lite.spaces.darts import (
+    CELL_EDGES,
+    DARTS_OPS,
+    DARTS_V2,
+    NUM_CELL_EDGES,
+    DartsArchSpace,
+    DartsNetwork,
+    DartsNetworkConfig,
+    DartsSupernetConfig,
+    arch_to_genotype,
+    check_arch,
+    genotype_params,
+    genotype_to_arch,
+    genotype_to_str,
+    node_edges,
+    str_to_genotype,
+)
 from pada_lite.training import Trainer
 
 TINY_SPACE = DartsSupernetConfig(channels=4, cells=3, in_channels=1)
@@ -128,7 +143,8 @@ def test_pa_scores_only_the_edges_a_path_uses():
 
 def test_search_never_returns_a_candidate_over_its_limit():
     space = DartsArchSpace(DartsNetworkConfig(channels=8, cells=5, in_channels=1, image_size=28), max_params=45_000)
-    fitness = lambda archs: np.array([space.params(a) for a in archs], float)   # rewards size: pushes at the limit
+    def fitness(archs):  # rewards size: pushes at the limit
+        return np.array([space.params(a) for a in archs], float)
     for result in (evolutionary_search(fitness, 60, population=12, parents=4, seed=0, arch_space=space),
                    random_search(fitness, 40, seed=0, arch_space=space)):
         assert max(space.params(a) for a in result.evaluated) <= 45_000
@@ -173,7 +189,8 @@ def test_supernet_trains_through_the_trainer_and_resumes_exactly(tmp_path, one_t
         assert torch.equal(a, b)
     assert torch.equal(straight.path_sampler.probabilities(), resumed.path_sampler.probabilities())
     assert not torch.allclose(straight.path_sampler.probabilities(), torch.full((28, 7), 1 / 7, dtype=torch.float64))
-    drop_time = lambda history: [{k: v for k, v in h.items() if k != "elapsed_s"} for h in history]
+    def drop_time(history):
+        return [{k: v for k, v in h.items() if k != "elapsed_s"} for h in history]
     assert drop_time(straight.history) == drop_time(resumed.history)
 
 

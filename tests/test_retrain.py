@@ -7,8 +7,8 @@ from torch import nn
 
 from pada_lite.config import ConfigError
 from pada_lite.data import ImageData
-from pada_lite.retrain import CHECKPOINT, RESULT, RetrainConfig, Retrainer, count_parameters, cutout_, retrain
 from pada_lite.provenance import read_json
+from pada_lite.retrain import CHECKPOINT, RESULT, RetrainConfig, Retrainer, count_parameters, cutout_, retrain
 from pada_lite.training import TrainingError
 
 
