@@ -191,3 +191,17 @@ def test_t_interval_matches_scipy():
     values = [0.3, 0.4, 0.5]
     lo, hi = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
     assert t_interval(values)["ci95"] == pytest.approx([lo, hi])
+
+
+def test_one_shot_is_a_family_of_one(tiny_splits_family, one_thread):
+    """A family that never splits trains exactly as the plain Trainer (same loop, same numbers)."""
+    from pada_lite.training import Trainer
+    config, splits = tiny_splits_family
+    config = override(config, ["train.epochs=2"])
+    plain = Trainer(config, None, splits)
+    plain.run()
+    family = FamilyTrainer(config, FamilyConfig(), None, splits)
+    family.run()
+    assert [h["train_loss"] for h in family.history] == [h["train_loss"] for h in plain.history]
+    one = family.model.members[0].state_dict()
+    assert all(torch.equal(one[k], v) for k, v in plain.model.state_dict().items())
