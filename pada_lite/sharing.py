@@ -219,7 +219,7 @@ def summarise(records: list[dict | None]) -> dict:
             "epochs": records[0]["config"]["train"]["epochs"], "paper_budget_ratios": PAPER_BUDGET_RATIOS,
             "units": [f"{r['label']}-seed{r['seed']}" for r in records],
             "config_hashes": sorted({r["config_hash"] for r in records}), "ground_truth": ground_truth_fingerprint(),
-            "cpu_time_s": round(sum(r["wall_time_s"] for r in records), 1), "device": records[0]["device"],
+            "unit_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "device": records[0]["device"],
             **{k: v for k, v in provenance().items() if k != "device"}}
 
 
