@@ -45,7 +45,8 @@ def test_routing_sends_every_arch_to_exactly_one_member():
 
 
 def owner_ops(member: Member, edge: int) -> set:
-    return {enumerate_archs()[i][edge] for i in member.arch_indices(NB201_OPS)}
+    archs = enumerate_archs()
+    return {archs[i][edge] for i in member.arch_indices(NB201_OPS)}
 
 
 def test_routing_refuses_overlaps_and_holes():
