@@ -128,6 +128,11 @@ def cmd_groundtruth(args) -> int:
 def cmd_experiment(args) -> int:
     from .experiments import RESULTS_DIR, reproduce, run_experiment
     start = time.perf_counter()
+    if args.command == "experiment" and args.name == "sharing":
+        from .sharing import print_summary, run_sharing
+        print_summary(run_sharing(force=args.force, workers=args.workers))
+        print(f"done in {time.perf_counter() - start:.0f} s")
+        return 0
     if args.command == "reproduce":
         summaries = reproduce(force=args.force, workers=args.workers)
     else:
@@ -241,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="run one named lite experiment; its artifact goes to <data home>/results/",
                        description="Run a named experiment. Finished runs are kept and skipped; a run is recomputed "
                                    "when its config changed or with --force.")
-    p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
+    p.add_argument("name", choices=sorted([*EXPERIMENTS, "sharing"]), help="which experiment")
     p.add_argument("--force", action="store_true", help="recompute every run even if its result exists")
     p.add_argument("--workers", type=int, default=1, help="parallel single-threaded worker processes (2 on 2 cores)")
     p.set_defaults(func=cmd_experiment)

@@ -314,6 +314,56 @@ class ImportancePathSampler(PathSampler):
         self.row_instances = [dict(d) for d in state["row_instances"]]
 
 
+class ArchListSampler:
+    """Draws whole archs from an explicit list (a sub-supernet owning an arbitrary group of archs).
+
+    Per-edge masks cannot express a random group of archs, so this sampler keeps the list and draws one of its archs
+    with probability ``∝ Π_e p_e(op_e)``, the per-edge op distribution of its ``base`` path sampler restricted to the
+    list: uniform over the list for a uniform base, PA's op scores for an importance base (which also does the
+    scoring: ``start_epoch``, ``observe`` and the state are the base's).
+    """
+
+    def __init__(self, base: PathSampler, archs: Sequence[tuple]):
+        if not archs:
+            raise ValueError("an arch-list sampler needs at least one arch")
+        if getattr(base, "importance_weighting", False):
+            raise ValueError("importance weights are not defined for an arch list: set train.importance_weighting=false")
+        self.base, self.ops, self.num_edges = base, base.ops, base.num_edges
+        index = {op: j for j, op in enumerate(self.ops)}
+        self.archs = [tuple(a) for a in archs]
+        self.codes = torch.tensor([[index[op] for op in a] for a in self.archs], dtype=torch.long)  # [A, E]
+        self._weights: torch.Tensor | None = None                                                  # [A]
+
+    def start_epoch(self, epoch: int, num_epochs: int) -> None:
+        self.base.start_epoch(epoch, num_epochs)
+        self._weights = None
+
+    def weights(self) -> torch.Tensor:  # [A] float64, sums to 1
+        """The probability of every arch of the list."""
+        if self._weights is None:
+            probs = self.base.probabilities()                                                      # [E, K]
+            w = probs.gather(1, self.codes.t()).prod(0)                                            # [A]
+            self._weights = w / w.sum()
+        return self._weights
+
+    def sample(self, generator: torch.Generator | None = None) -> list[tuple[tuple, float]]:
+        k = int(torch.multinomial(self.weights(), 1, generator=generator or self.base.generator))
+        return [(self.archs[k], 1.0)]
+
+    def observe(self, model: torch.nn.Module, archs: Sequence[tuple]) -> None:
+        self.base.observe(model, archs)
+
+    def probabilities(self) -> torch.Tensor:  # [E, K]
+        return self.base.probabilities()
+
+    def state_dict(self) -> dict:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base.load_state_dict(state)
+        self._weights = None
+
+
 # ================================================================================================= data
 class DataSampler:
     """Uniform data order: a fresh random permutation of the training set every epoch."""

@@ -190,7 +190,7 @@ class Trainer:
             self.order = self.data_sampler.epoch_order(self.epoch, tc.epochs)
             self.stats = torch.zeros(3, device=self.device)
         start = time.perf_counter()
-        batches = self.order.to(self.device).split(tc.batch_size)  # one copy per epoch, no per-step sync
+        batches = self.epoch_batches()
         bar = _progress(tc.progress, len(batches), self.step, f"epoch {self.epoch + 1}/{tc.epochs}")
         for b in range(self.step, len(batches)):
             x, y = self.train_data.batch(batches[b], self.config.data.augment, self.augment_gen)
@@ -211,6 +211,10 @@ class Trainer:
         return {"epoch": self.epoch + 1, "train_loss": loss_sum / max(count, 1),
                 "train_acc": 100.0 * correct / max(count, 1), "lr": self.optimizer.param_groups[0]["lr"],
                 "elapsed_s": round(self.elapsed, 3)}
+
+    def epoch_batches(self) -> list[torch.Tensor]:
+        """The dataset indices of every step of this epoch (a family interleaves its members' orders)."""
+        return list(self.order.to(self.device).split(self.config.train.batch_size))  # one copy per epoch, no sync
 
     def run(self, resume: bool = True) -> TrainResult:
         """Train to ``config.train.epochs`` epochs, checkpointing every epoch; resumes when possible."""
