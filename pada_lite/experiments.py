@@ -210,7 +210,7 @@ def _rank_callback(archs, test, batch_size):
     return rank_epoch
 
 
-def _progress_callback(on_progress):
+def epoch_progress_callback(on_progress):
     """Epoch callback reporting one unit of work per epoch (and, once, the epochs restored from a checkpoint)."""
     reported = []
 
@@ -236,7 +236,7 @@ def train_and_rank(job: SupernetJob, context: Context) -> dict:
         sub = splits.test.subset(np.arange(min(EPOCH_RANK_TEST_IMAGES, len(splits.test))))
         conv = set(conv_only_archs())
         callbacks.append(_rank_callback([a for a in ranked if a in conv], sub, config.rank.batch_size))
-    callbacks.append(_progress_callback(context.on_progress))
+    callbacks.append(epoch_progress_callback(context.on_progress))
     start = time.perf_counter()
     result = Trainer(config, context.partial, splits, callbacks).run()
     train_time = time.perf_counter() - start

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -31,7 +30,7 @@ from .data import ImageData
 from .provenance import write_json
 from .samplers import ArchListSampler, PathSampler, make_data_sampler
 from .samplers import make_path_sampler as make_sampler_over_ops
-from .spaces.nb201 import NB201_OPS, NUM_EDGES, NB201Supernet, SearchCell, SupernetConfig, index_to_arch
+from .spaces.nb201 import NB201_OPS, NUM_EDGES, NB201Supernet, SearchCell, SupernetConfig, product_index_to_arch
 from .training import Trainer, TrainingError
 
 GROUPINGS = ("none", "edge", "gm", "random")
@@ -95,7 +94,7 @@ class Member:
         codes = [np.flatnonzero(row) for row in self.allowed]
         k = len(ops)
         index = np.zeros(1, dtype=np.int64)
-        for row in codes:                                   # edge 0 most significant, as arch_to_index
+        for row in codes:                                   # edge 0 most significant, as arch_to_product_index
             index = (index[:, None] * k + row[None, :]).reshape(-1)
         return np.sort(index)
 
@@ -278,7 +277,7 @@ class FamilyTrainer(Trainer):
     def _path_sampler_for(self, member: Member):
         tc, ops = self.config.train, self.config.space.ops
         if member.archs is not None:
-            archs = [index_to_arch(i, ops) for i in member.archs]
+            archs = [product_index_to_arch(i, ops) for i in member.archs]
             return ArchListSampler(make_sampler_over_ops(tc, ops, self.sample_gen), archs)
         return make_sampler_over_ops(tc, ops, self.sample_gen, allowed=torch.tensor(member.allowed))
 

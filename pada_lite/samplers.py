@@ -327,7 +327,8 @@ class ArchListSampler:
         if not archs:
             raise ValueError("an arch-list sampler needs at least one arch")
         if getattr(base, "importance_weighting", False):
-            raise ValueError("importance weights are not defined for an arch list: set train.importance_weighting=false")
+            raise ValueError("importance weights are not defined for an arch list: "
+                             "set train.importance_weighting=false")
         self.base, self.ops, self.num_edges = base, base.ops, base.num_edges
         index = {op: j for j, op in enumerate(self.ops)}
         self.archs = [tuple(a) for a in archs]

@@ -10,7 +10,6 @@ P@Top5 %, S-tau between seeds, top-1 changes per epoch, training steps, and the 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -18,29 +17,31 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
-from .experiments import RESULTS_DIR, Unit, base_config, load_unit, unit_path
+from .config import RunConfig
+from .data import load_splits
+from .experiments import RESULTS_DIR, base_config, epoch_progress_callback, vary
 from .family import FamilyConfig, FamilyTrainer, evaluate_family, lite_family
 from .provenance import provenance, write_json
+from .runner import Context, Job, JobKind, load_record, neutral, register, run_jobs
 from .spaces import arch_to_str, conv_only_archs, str_to_arch
+from .yardsticks import live_op_counts, mean_ci95, within_group_tau
 
 NAME = "sharing"
 SEEDS = (0, 1, 2)
 EPOCHS = 15                  # family epochs of every unit (the lite preset trains 60: shrunk 4x for the CPU budget)
 GM_BATCHES = 10              # batches per GM distance (reference 100: shrunk 10x for the CPU budget)
 EPOCH_RANK_IMAGES = 500      # test images of the per-epoch ranking of the 64 conv archs (top-1 changes)
-RUNS_DIR = Path(__file__).resolve().parent.parent / "runs" / NAME
-PADA = ["train.path_sampler=importance", "train.data_sampler=importance"]
-SPOS = ["train.path_sampler=uniform", "train.data_sampler=uniform"]
+PADA = {"path_sampler": "importance", "data_sampler": "importance"}
+SPOS = {"path_sampler": "uniform", "data_sampler": "uniform"}
 # how much more training the papers give a family than its one-shot supernet (not run on the lite tier)
 PAPER_BUDGET_RATIOS = {"Few-Shot": "(600 + 5 x 300) / 600 = 3.5", "GM": "(15 + 2 x 15 + 4 x 30) / 60 = 2.75"}
 CONTROLS = {"GM (2)": "random (2)", "GM (4)": "random (4)", "Few-Shot (5)": "random (5)",
             "Few-Shot (5)~": "one-shot PA&DA", "GM (4)~": "one-shot PA&DA"}  # paired differences reported
 
 
-def methods(epochs: int = EPOCHS, gm_batches: int = GM_BATCHES) -> dict[str, tuple[list[str], FamilyConfig]]:
-    """Every method of the experiment: name -> (path/data sampler overrides, family config)."""
+def methods(epochs: int = EPOCHS, gm_batches: int = GM_BATCHES) -> dict[str, tuple[dict, FamilyConfig]]:
+    """Every method of the experiment: name -> (path/data sampler fields of train, family config)."""
     fs = lite_family("edge", epochs)
     gm = lite_family("gm", epochs, gm_batches=gm_batches)
     rows = {
@@ -60,23 +61,42 @@ def methods(epochs: int = EPOCHS, gm_batches: int = GM_BATCHES) -> dict[str, tup
 
 
 @dataclass
-class SharingUnit(Unit):
-    """One seed of one method: a Unit of pada_lite.experiments plus its family config."""
+class FamilyJob:
+    """The config of a family job: train ``run``'s supernet family, then rank ``archs`` with their owners' weights."""
 
-    family: FamilyConfig = dataclasses.field(default_factory=FamilyConfig)
+    run: RunConfig
+    family: FamilyConfig
+    archs: tuple                                   # official arch strings ranked at the end
+    epoch_rank_images: int = EPOCH_RANK_IMAGES     # test images of the per-epoch ranking of the conv-only archs
+    experiment: str = neutral("")                  # names only: the folder and setting the record belongs to
+    label: str = neutral("")
 
-    @property
-    def config_hash(self) -> str:
-        blob = json.dumps([Unit.config_hash.fget(self), self.family.to_dict()], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return {"run": self.run.to_dict(), "family": self.family.to_dict(), "archs": list(self.archs),
+                "epoch_rank_images": self.epoch_rank_images, "experiment": self.experiment, "label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FamilyJob":
+        """Inverse of :meth:`to_dict`."""
+        return cls(RunConfig.from_dict(d["run"]), FamilyConfig(**d["family"]), tuple(d["archs"]),
+                   int(d["epoch_rank_images"]), d.get("experiment", ""), d.get("label", ""))
 
 
-def sharing_units(seeds: Sequence[int] = SEEDS, epochs: int = EPOCHS, gm_batches: int = GM_BATCHES,
-                  extra: Sequence[str] = ()) -> list[SharingUnit]:
-    """The units of the experiment (every method x every seed)."""
-    return [SharingUnit(NAME, name, seed, base_config([*samplers, f"train.epochs={epochs}", f"train.seed={seed}",
-                                                       *extra]), True, family)
-            for name, (samplers, family) in methods(epochs, gm_batches).items() for seed in seeds]
+def sharing_jobs(seeds: Sequence[int] = SEEDS, epochs: int = EPOCHS, gm_batches: int = GM_BATCHES,
+                 results_dir: Path = RESULTS_DIR) -> list[Job]:
+    """The jobs of the experiment (every method x every seed): records ``<results>/sharing/<method>-seed<s>.json``."""
+    from .evalset import evaluation_archs
+    archs = tuple(arch_to_str(a) for a in evaluation_archs())
+    folder = Path(results_dir) / NAME
+    jobs = []
+    for name, (samplers, family) in methods(epochs, gm_batches).items():
+        for seed in seeds:
+            run = vary(base_config(), train={**samplers, "epochs": epochs, "seed": seed})
+            key = "".join(c if c.isalnum() or c in "=.-" else "_" for c in name) + f"-seed{seed}"
+            config = FamilyJob(run, family, archs, experiment=NAME, label=name)
+            jobs.append(Job("family", key, config, folder / f"{key}.json", folder / "partial" / key))
+    return jobs
 
 
 def _epoch_ranking(archs, test, batch_size):
@@ -86,97 +106,48 @@ def _epoch_ranking(archs, test, batch_size):
     return rank
 
 
-def run_sharing_unit(unit: SharingUnit, archs: Sequence[tuple], splits=None, runs_dir: Path = RUNS_DIR,
-                     resume: bool = True) -> dict:
-    """Train the unit's family (resuming its checkpoint), rank ``archs`` with their owners' weights; its record."""
-    from .data import load_splits
-    config = unit.config
-    splits = splits or load_splits(config.data)
+def train_family_and_rank(job: FamilyJob, context: Context) -> dict:
+    """Train the job's family (resuming its partial state), rank its archs with their owners' weights; the record."""
+    config, splits = job.run, context.shared
+    archs = [str_to_arch(a) for a in job.archs]
     conv = set(conv_only_archs())
-    sub = splits.test.subset(np.arange(min(EPOCH_RANK_IMAGES, len(splits.test))))
-    callbacks = [_epoch_ranking([a for a in archs if a in conv], sub, config.rank.batch_size)]
+    sub = splits.test.subset(np.arange(min(job.epoch_rank_images, len(splits.test))))
+    callbacks = [_epoch_ranking([a for a in archs if a in conv], sub, config.rank.batch_size),
+                 epoch_progress_callback(context.on_progress)]
     start = time.perf_counter()
-    trainer = FamilyTrainer(config, unit.family, Path(runs_dir) / unit.key, splits, callbacks)
-    result = trainer.run(resume=resume)
+    trainer = FamilyTrainer(config, job.family, context.partial, splits, callbacks)
+    result = trainer.run()
     train_time = time.perf_counter() - start
     acc = evaluate_family(trainer.model, archs, splits.test, config.rank.batch_size)
-    return {"experiment": unit.experiment, "label": unit.label, "seed": unit.seed, "config_hash": unit.config_hash,
-            "family_config": unit.family.to_dict(), "members": len(trainer.members),
-            "member_names": [m.name for m in trainer.members], "split_log": trainer.split_log,
-            "steps": trainer.config.train.epochs * trainer.steps_per_epoch,
-            "archs": [arch_to_str(a) for a in archs], "supernet_acc": [round(float(a), 3) for a in acc],
+    return {"experiment": job.experiment, "label": job.label, "seed": config.train.seed,
+            "members": len(trainer.members), "member_names": [m.name for m in trainer.members],
+            "split_log": trainer.split_log, "steps": trainer.config.train.epochs * trainer.steps_per_epoch,
+            "archs": list(job.archs), "supernet_acc": [round(float(a), 3) for a in acc],
             "history": result.history, "train_time_s": round(train_time, 2),
-            **provenance(config, unit.seed, result.device, time.perf_counter() - start)}
+            **provenance(config, config.train.seed, result.device, time.perf_counter() - start)}
 
 
-def _run_and_save(unit: SharingUnit, results_dir: Path, force: bool = False) -> Path:
-    import torch
-    from .benchmark import evaluation_archs
-    torch.set_num_threads(1)  # a unit's numbers must not depend on where it ran
-    path = unit_path(unit, results_dir)
-    write_json(path, run_sharing_unit(unit, evaluation_archs(), resume=not force))
-    return path
+register(JobKind("family", FamilyJob, train_family_and_rank, work=lambda job: job.run.train.epochs,
+                 setup=lambda job: load_splits(job.run.data),
+                 setup_key=lambda job: json.dumps(dataclasses.asdict(job.run.data), sort_keys=True)))
 
 
 def run_sharing(force: bool = False, seeds: Sequence[int] = SEEDS, results_dir: Path = RESULTS_DIR,
                 workers: int = 1, progress: bool = True) -> dict:
-    """Run the missing units (all with ``force``) in ``workers`` processes, then write ``sharing.json``."""
+    """Run the jobs not done (all with ``force``) in ``workers`` processes, then write ``sharing.json``."""
     from .benchmark import load_lite_ground_truth
     load_lite_ground_truth()  # fail before training when the ground truth is missing
-    units = sharing_units(seeds)
-    todo = [u for u in units if force or load_unit(u, results_dir) is None]
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(todo), desc=f"{NAME}: family runs", disable=not progress or not todo, unit="run")
-    if workers <= 1:
-        for unit in todo:
-            _run_and_save(unit, results_dir, force)
-            bar.update(1)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn")) as pool:
-            for job in as_completed([pool.submit(_run_and_save, u, results_dir, force) for u in todo]):
-                job.result()
-                bar.update(1)
-    bar.close()
-    summary = summarise([load_unit(u, results_dir) for u in units])
+    jobs = sharing_jobs(seeds, results_dir=results_dir)
+    run_jobs(jobs, NAME, workers, force, progress)
+    summary = summarise([load_record(job) for job in jobs])
     write_json(Path(results_dir) / f"{NAME}.json", summary)
     return summary
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def live_op_counts(arch: Sequence[str]) -> tuple[int, ...]:
-    """How many live edges carry each op (skip, conv1x1, conv3x3, avg-pool): the arch's group for within-group τ."""
-    from .benchmark import live_edges
-    ops = [op for op, live in zip(arch, live_edges(arch)) if live]
-    return tuple(ops.count(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
-
-
-def within_group_tau(archs: Sequence[tuple], true: Sequence[float], predicted: Sequence[float]) -> float:
-    """Kendall τ pooled over pairs of archs with the same live-op-count vector: (C − D) / (C + D) over those pairs
-    (pairs tied in either score left out). It asks whether a supernet ranks archs that a parameter count cannot tell
-    apart; NaN when no such pair exists."""
-    true, predicted = np.asarray(true, float), np.asarray(predicted, float)
-    groups: dict[tuple, list[int]] = {}
-    for i, arch in enumerate(archs):
-        groups.setdefault(live_op_counts(arch), []).append(i)
-    concordant = discordant = 0
-    for members in groups.values():
-        idx = np.asarray(members)
-        if len(idx) < 2:
-            continue
-        i, j = np.triu_indices(len(idx), 1)
-        s = np.sign(true[idx[i]] - true[idx[j]]) * np.sign(predicted[idx[i]] - predicted[idx[j]])
-        concordant, discordant = concordant + int((s > 0).sum()), discordant + int((s < 0).sum())
-    return (concordant - discordant) / (concordant + discordant) if concordant + discordant else float("nan")
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> dict:
-    """Mean and the t-interval of the mean over seeds (half-width 0 for one seed)."""
-    v = np.asarray(values, float)
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)],
-            "half_width": half, "n": int(len(v)), "values": v.round(4).tolist()}
+def t_interval(values: Sequence[float]) -> dict:
+    """Mean, sd, n and the 95 % t-interval over seeds (:func:`pada_lite.yardsticks.mean_ci95`), with the values."""
+    return {**mean_ci95(values), "values": np.round(np.asarray(values, float), 4).tolist()}
 
 
 def unit_metrics(record: dict, truth) -> dict:
@@ -186,7 +157,8 @@ def unit_metrics(record: dict, truth) -> dict:
     true, predicted = truth.accuracies(archs), np.asarray(record["supernet_acc"], float)
     epochs = [h["epoch_supernet_acc"] for h in record["history"]]
     top1 = [int(np.argmax(e)) for e in epochs]
-    return {"kendall_tau": kendall_tau(true, predicted), "within_group_tau": within_group_tau(archs, true, predicted),
+    groups = [live_op_counts(a) for a in archs]
+    return {"kendall_tau": kendall_tau(true, predicted), "within_group_tau": within_group_tau(true, predicted, groups),
             "p_at_top5": 100 * precision_at_top(true, predicted, 5.0),
             "top1_changes_per_epoch": sum(a != b for a, b in zip(top1, top1[1:])) / max(len(top1) - 1, 1)}
 
@@ -207,7 +179,7 @@ def summarise(records: list[dict | None]) -> dict:
     rows = []
     for label, group in by_label.items():
         row = {"name": label, "members": group[0]["members"], "seeds": [r["seed"] for r in group],
-               "steps": group[0]["steps"], "family_config": group[0]["family_config"],
+               "steps": group[0]["steps"], "family_config": group[0]["job"]["config"]["family"],
                "sampler": {k: group[0]["config"]["train"][k] for k in ("path_sampler", "data_sampler")},
                "s_tau": supernet_seed_tau(group).get("all", {}),
                "train_time_s": float(np.mean([r["train_time_s"] for r in group]))}
@@ -218,7 +190,7 @@ def summarise(records: list[dict | None]) -> dict:
     return {"experiment": NAME, "rows": rows, "paired": paired_differences(by_label),
             "epochs": records[0]["config"]["train"]["epochs"], "paper_budget_ratios": PAPER_BUDGET_RATIOS,
             "units": [f"{r['label']}-seed{r['seed']}" for r in records],
-            "config_hashes": sorted({r["config_hash"] for r in records}), "ground_truth": ground_truth_fingerprint(),
+            "identities": sorted({r["job"]["identity"] for r in records}), "ground_truth": ground_truth_fingerprint(),
             "unit_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "device": records[0]["device"],
             **{k: v for k, v in provenance().items() if k != "device"}}
 

@@ -1,4 +1,4 @@
-"""Supernet families: routing covers the NB201 space exactly once, kill-and-resume is exact, the experiment's metrics."""
+"""Supernet families: routing covers the NB201 space once, kill-and-resume is exact, the experiment's metrics."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +6,23 @@ import pytest
 import torch
 
 from pada_lite.config import lite, override
-from pada_lite.family import (FamilyConfig, FamilyTrainer, Member, evaluate_family, few_shot_nb201, full_member,
-                              gm_nb201, routing_table, split_by_edge, split_randomly)
+from pada_lite.family import (
+    FamilyConfig,
+    FamilyTrainer,
+    Member,
+    evaluate_family,
+    few_shot_nb201,
+    full_member,
+    gm_nb201,
+    routing_table,
+    split_by_edge,
+    split_randomly,
+)
 from pada_lite.samplers import ArchListSampler, PathSampler
-from pada_lite.sharing import t_interval, within_group_tau
-from pada_lite.spaces import NB201_OPS, arch_to_index, enumerate_archs
+from pada_lite.sharing import t_interval
+from pada_lite.spaces import NB201_OPS, arch_to_product_index, enumerate_archs
 from pada_lite.training import CHECKPOINT, TrainingError
+from pada_lite.yardsticks import live_op_counts, within_group_tau
 
 TINY = ["data.train_size=256", "data.test_size=128", "data.image_size=8", "space.channels=4",
         "space.cells_per_stage=1", "train.batch_size=64", "train.epochs=3", "train.progress=false",
@@ -30,7 +41,8 @@ def owners_count(members) -> np.ndarray:
 def test_routing_sends_every_arch_to_exactly_one_member():
     root = full_member(NB201_OPS)
     few_shot = split_by_edge(root, 0, [[j] for j in range(5)])
-    gm = [c for half in split_by_edge(root, 3, [[2, 3], [0, 1, 4]]) for c in split_by_edge(half, 5, [[0, 4], [1, 2, 3]])]
+    halves = split_by_edge(root, 3, [[2, 3], [0, 1, 4]])
+    gm = [c for half in halves for c in split_by_edge(half, 5, [[0, 4], [1, 2, 3]])]
     gen = torch.Generator().manual_seed(0)
     random4 = [c for half in split_randomly(root, NB201_OPS, (0.4, 0.6), gen)
                for c in split_randomly(half, NB201_OPS, (0.5, 0.5), gen)]
@@ -78,7 +90,7 @@ def test_family_trains_ranks_and_routes(tiny_splits_family, one_thread):
         member = trainer.model.members[trainer.model.member_of(arch)]
         from pada_lite.evaluation import evaluate_archs_simple
         assert a == pytest.approx(float(evaluate_archs_simple(member, [arch], splits.test, 128)[0]))
-    assert trainer.model.member_of(archs[0]) == routing_table(trainer.members, NB201_OPS)[arch_to_index(archs[0])]
+    assert trainer.model.member_of(archs[0]) == routing_table(trainer.members, NB201_OPS)[arch_to_product_index(archs[0])]
 
 
 @pytest.fixture
@@ -181,10 +193,11 @@ def test_within_group_tau_pools_pairs_inside_groups_only():
     d = ("none", "none", "none", "avg_pool_3x3", "none", "none")
     e = ("none", "none", "none", "none", "none", "none")      # no live edge: the same (empty) group as a
     archs, true = [a, b, c, d, e], [1.0, 5.0, 4.0, 3.0, 2.0]
+    groups = [live_op_counts(arch) for arch in archs]
     # a and e form the only group with two archs: concordant if the prediction orders them as the truth
-    assert within_group_tau(archs, true, [1, 0, 0, 0, 2]) == 1.0
-    assert within_group_tau(archs, true, [2, 9, 9, 9, 1]) == -1.0
-    assert np.isnan(within_group_tau([b, c, d], [1, 2, 3], [3, 2, 1]))
+    assert within_group_tau(true, [1, 0, 0, 0, 2], groups) == 1.0
+    assert within_group_tau(true, [2, 9, 9, 9, 1], groups) == -1.0
+    assert within_group_tau([1, 2, 3], [3, 2, 1], groups[1:4]) is None
 
 
 def test_t_interval_matches_scipy():
