@@ -90,7 +90,8 @@ def test_family_trains_ranks_and_routes(tiny_splits_family, one_thread):
         member = trainer.model.members[trainer.model.member_of(arch)]
         from pada_lite.evaluation import evaluate_archs_simple
         assert a == pytest.approx(float(evaluate_archs_simple(member, [arch], splits.test, 128)[0]))
-    assert trainer.model.member_of(archs[0]) == routing_table(trainer.members, NB201_OPS)[arch_to_product_index(archs[0])]
+    owner = routing_table(trainer.members, NB201_OPS)[arch_to_product_index(archs[0])]
+    assert trainer.model.member_of(archs[0]) == owner
 
 
 @pytest.fixture
