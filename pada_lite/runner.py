@@ -130,10 +130,10 @@ def load_record(job: Job) -> dict | None:
     fix = f"delete {path} to recompute it"
     try:
         record = read_json(path)
-        recorded = KINDS[job.kind].config_class.from_dict(record["job"]["config"])
+        same = recorded_identity(record) == job.identity
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise JobError(f"record {path} is corrupt ({type(err).__name__}: {err}); {fix}") from None
-    return record if identity(recorded) == job.identity else None
+    return record if same else None
 
 
 def prepare_partial(job: Job) -> Path:
