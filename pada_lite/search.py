@@ -8,11 +8,15 @@ A *fitness* is any function ``archs -> accuracies`` (one number per arch, higher
 Evolution follows SPOS (Guo et al., 2020): keep the ``parents`` best archs seen so far; each generation makes
 ``population / 2`` children by mutation (each edge resampled with probability ``mutation_prob``) and the rest by
 uniform crossover of two parents; children already evaluated or outside the space are redrawn.
+
+Both searches work on any space through an :class:`ArchSpace` (``arch_space=``): an object that draws, mutates and
+crosses archs (hashable tuples), says whether an arch is allowed (a parameter or FLOPs limit belongs there) and
+writes it as a string. Without one they search NB201 (:class:`NB201Archs`: every arch over ``ops``, or a listed set).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -25,6 +29,16 @@ class SearchError(ValueError):
     """Raised for an invalid search setting; the message names it and the fix."""
 
 
+class ArchSpace(Protocol):
+    """What a search needs of a space: draw, mutate and cross archs, check them, write them."""
+
+    def random(self, rng: np.random.Generator) -> Arch: ...
+    def mutate(self, arch: Arch, rng: np.random.Generator, prob: float) -> Arch: ...
+    def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch: ...
+    def is_valid(self, arch: Arch) -> bool: ...
+    def to_str(self, arch: Arch) -> str: ...
+
+
 @dataclass
 class SearchResult:
     """The best arch found, its fitness, and the whole trace of evaluations in order."""
@@ -34,6 +48,7 @@ class SearchResult:
     evaluated: list[Arch] = field(default_factory=list)     # distinct archs, in evaluation order
     fitness: list[float] = field(default_factory=list)      # their fitness, same order
     best_per_generation: list[float] = field(default_factory=list)
+    to_str: Callable[[Arch], str] = field(default=arch_to_str, repr=False, compare=False)  # the space's writer
 
     def best_after(self, budget: int) -> Arch:
         """The best arch among the first ``budget`` evaluations.
@@ -49,8 +64,8 @@ class SearchResult:
 
     def as_dict(self) -> dict:
         """JSON-able summary."""
-        return {"best": arch_to_str(self.best), "best_fitness": self.best_fitness,
-                "evaluated": [arch_to_str(a) for a in self.evaluated], "fitness": self.fitness,
+        return {"best": self.to_str(self.best), "best_fitness": self.best_fitness,
+                "evaluated": [self.to_str(a) for a in self.evaluated], "fitness": self.fitness,
                 "best_per_generation": self.best_per_generation}
 
 
@@ -68,18 +83,51 @@ class CachedFitness:
             self.order.extend(new)
         return np.array([self.values[a] for a in archs])
 
-    def result(self, best_per_generation: list[float] | None = None) -> SearchResult:
+    def result(self, best_per_generation: list[float] | None = None,
+               to_str: Callable[[Arch], str] = arch_to_str) -> SearchResult:
         fitness = [self.values[a] for a in self.order]
         k = int(np.argmax(fitness))
-        return SearchResult(self.order[k], fitness[k], list(self.order), fitness, best_per_generation or [])
+        return SearchResult(self.order[k], fitness[k], list(self.order), fitness, best_per_generation or [], to_str)
 
 
-def _check_space(space: Sequence[Arch] | None, ops: Sequence[str]) -> set | None:
-    if space is not None and not space:
-        raise SearchError("the search space is empty: pass archs or space=None for every arch over `ops`")
-    if not ops:
-        raise SearchError("no candidate ops: pass ops, e.g. pada_lite.spaces.NB201_OPS")
-    return None if space is None else {tuple(a) for a in space}
+class NB201Archs:
+    """The NB201 space as an :class:`ArchSpace`: every arch over ``ops``, or only the listed ``archs``."""
+
+    def __init__(self, ops: Sequence[str] = NB201_OPS, archs: Sequence[Arch] | None = None):
+        if archs is not None and not archs:
+            raise SearchError("the search space is empty: pass archs or space=None for every arch over `ops`")
+        if not ops:
+            raise SearchError("no candidate ops: pass ops, e.g. pada_lite.spaces.NB201_OPS")
+        self.ops = tuple(ops)
+        self.members = None if archs is None else {tuple(a) for a in archs}
+        self.listed = None if archs is None else sorted(self.members)
+
+    def size(self) -> int:
+        """Number of archs in the space."""
+        return len(self.listed) if self.listed is not None else len(self.ops) ** NUM_EDGES
+
+    def random(self, rng: np.random.Generator) -> Arch:
+        if self.listed is not None:
+            return self.listed[int(rng.integers(len(self.listed)))]
+        return random_arch(rng, self.ops)
+
+    def mutate(self, arch: Arch, rng: np.random.Generator, prob: float) -> Arch:
+        return mutate(arch, rng, prob, self.ops)
+
+    def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
+        return crossover(a, b, rng)
+
+    def is_valid(self, arch: Arch) -> bool:
+        return self.members is None or arch in self.members
+
+    def to_str(self, arch: Arch) -> str:
+        return arch_to_str(arch)
+
+
+def _arch_space(arch_space: ArchSpace | None, space: Sequence[Arch] | None, ops: Sequence[str]) -> ArchSpace:
+    if arch_space is not None and space is not None:
+        raise SearchError("pass either arch_space or space (a list of NB201 archs), not both")
+    return arch_space if arch_space is not None else NB201Archs(ops, space)
 
 
 def random_arch(rng: np.random.Generator, ops: Sequence[str] = NB201_OPS) -> Arch:
@@ -87,24 +135,28 @@ def random_arch(rng: np.random.Generator, ops: Sequence[str] = NB201_OPS) -> Arc
     return tuple(ops[i] for i in rng.integers(len(ops), size=NUM_EDGES))
 
 
-def _draw(rng, space_list, ops) -> Arch:
-    return space_list[int(rng.integers(len(space_list)))] if space_list is not None else random_arch(rng, ops)
-
-
 def random_search(fitness: Fitness, budget: int, seed: int = 0, space: Sequence[Arch] | None = None,
-                  ops: Sequence[str] = NB201_OPS) -> SearchResult:
-    """Evaluate ``budget`` distinct random archs (from ``space``, else over ``ops``) and keep the best."""
-    allowed = _check_space(space, ops)
-    limit = len(allowed) if allowed is not None else len(ops) ** NUM_EDGES
-    if not 1 <= budget <= limit:
+                  ops: Sequence[str] = NB201_OPS, arch_space: ArchSpace | None = None,
+                  max_tries: int = 1000) -> SearchResult:
+    """Evaluate ``budget`` distinct random valid archs of the space (default: NB201 over ``ops``); keep the best."""
+    arch_space = _arch_space(arch_space, space, ops)
+    limit = arch_space.size() if hasattr(arch_space, "size") else None
+    if budget < 1 or (limit is not None and budget > limit):
         raise SearchError(f"budget={budget} must be between 1 and the size of the space ({limit})")
     rng, cached = np.random.default_rng(seed), CachedFitness(fitness)
-    space_list = sorted(allowed) if allowed is not None else None
     picked: dict[Arch, None] = {}  # insertion-ordered set: O(1) membership (a budget can be the whole space)
+    invalid = 0
     while len(picked) < budget:
-        picked.setdefault(_draw(rng, space_list, ops))
+        arch = arch_space.random(rng)
+        if arch_space.is_valid(arch):
+            picked.setdefault(arch)
+        else:
+            invalid += 1
+            if invalid > max_tries * budget:
+                raise SearchError(f"{invalid} random draws were invalid (found {len(picked)} of {budget} archs): "
+                                  "loosen the space's limit or lower the budget")
     cached(list(picked))
-    return cached.result()
+    return cached.result(to_str=arch_space.to_str)
 
 
 def mutate(arch: Arch, rng: np.random.Generator, prob: float, ops: Sequence[str] = NB201_OPS) -> Arch:
@@ -127,32 +179,33 @@ def _two_distinct(rng: np.random.Generator, n: int) -> tuple[int, int]:
 
 def evolutionary_search(fitness: Fitness, budget: int, population: int = 50, parents: int = 10,
                         mutation_prob: float = 0.1, seed: int = 0, space: Sequence[Arch] | None = None,
-                        ops: Sequence[str] = NB201_OPS, max_tries: int = 1000) -> SearchResult:
-    """SPOS-style evolution until ``budget`` distinct archs are evaluated; returns the best by fitness."""
-    allowed = _check_space(space, ops)
+                        ops: Sequence[str] = NB201_OPS, max_tries: int = 1000,
+                        arch_space: ArchSpace | None = None) -> SearchResult:
+    """SPOS-style evolution until ``budget`` distinct valid archs are evaluated; returns the best by fitness."""
+    arch_space = _arch_space(arch_space, space, ops)
     if not 2 <= parents <= population <= budget:
         raise SearchError(f"need 2 <= parents ({parents}) <= population ({population}) <= budget ({budget})")
     if not 0.0 < mutation_prob <= 1.0:
         raise SearchError(f"mutation_prob={mutation_prob} must be in (0, 1]")
-    rng, cached = np.random.default_rng(seed), CachedFitness(fitness)
-    space_list = sorted(allowed) if allowed is not None else None
-    valid = (lambda a: a in allowed) if allowed is not None else (lambda a: True)
-    generation = _fresh(population, cached, valid, lambda: _draw(rng, space_list, ops), max_tries)
+    rng, cached, valid = np.random.default_rng(seed), CachedFitness(fitness), arch_space.is_valid
+    generation = _fresh(population, cached, valid, lambda: arch_space.random(rng), max_tries)
+    if not generation:
+        raise SearchError(f"no valid arch in {max_tries} random draws: loosen the space's limit")
     curve = [float(cached(generation).max())]
     while len(cached.order) < budget:
         top = sorted(cached.values, key=cached.values.get, reverse=True)[:parents]
         half = population // 2
         children = _fresh(min(half, budget - len(cached.order)), cached, valid,
-                          lambda: mutate(top[int(rng.integers(len(top)))], rng, mutation_prob, ops), max_tries)
+                          lambda: arch_space.mutate(top[int(rng.integers(len(top)))], rng, mutation_prob), max_tries)
         crossovers = min(population - half, budget - len(cached.order) - len(children)) if len(top) >= 2 else 0
         children += _fresh(crossovers, cached, valid,
-                           lambda: crossover(*[top[i] for i in _two_distinct(rng, len(top))], rng),
+                           lambda: arch_space.crossover(*[top[i] for i in _two_distinct(rng, len(top))], rng),
                            max_tries, taken=children)
         if not children:
             break  # the neighbourhood of the parents is exhausted
         cached(children)
         curve.append(max(cached.values.values()))
-    return cached.result(curve)
+    return cached.result(curve, arch_space.to_str)
 
 
 def _fresh(count: int, cached: CachedFitness, valid, make: Callable[[], Arch], max_tries: int,

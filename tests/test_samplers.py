@@ -375,3 +375,47 @@ def test_no_warning_on_the_default_path():
         path = ImportancePathSampler(OPS, generator())
         path.start_epoch(0, 2)
         path.start_epoch(1, 2)                             # tau(0) = 0: uniform, no all-zero warning
+
+
+def _allowed_mask() -> torch.Tensor:
+    """Edge 0 owns only conv3x3 (a Few-Shot member); edge 1 has conv1x1 or conv3x3; the rest everything."""
+    allowed = torch.ones(NUM_EDGES, len(OPS), dtype=torch.bool)
+    allowed[0] = torch.tensor([op == C3 for op in OPS])
+    allowed[1] = torch.tensor([op in (C1, C3) for op in OPS])
+    return allowed
+
+
+def test_uniform_sampler_with_a_mask_draws_only_allowed_choices_uniformly():
+    sampler = PathSampler(OPS, generator(), allowed=_allowed_mask())
+    archs = [sampler.sample()[0][0] for _ in range(4000)]
+    assert {a[0] for a in archs} == {C3}
+    share = sum(a[1] == C1 for a in archs) / len(archs)
+    assert abs(share - 0.5) < 0.03                       # 2 allowed ops: 1/2 each (4000 draws: sd 0.008)
+    assert abs(sum(a[2] == "none" for a in archs) / len(archs) - 0.2) < 0.03
+    assert torch.allclose(sampler.probabilities()[1], torch.tensor([0, 0, .5, .5, 0], dtype=torch.float64))
+
+
+def test_importance_sampler_with_a_mask_renormalises_over_allowed_choices_and_weights_by_their_count():
+    sampler = ImportancePathSampler(OPS, generator(), tau=1.0, importance_weighting=True, allowed=_allowed_mask())
+    sampler.set_probabilities(torch.full((NUM_EDGES, len(OPS)), 0.2, dtype=torch.float64))
+    probs = sampler.probabilities()
+    assert probs[0].tolist() == [0, 0, 0, 1, 0] and probs[1].tolist() == [0, 0, .5, .5, 0]
+    (arch, weight), = sampler.sample()
+    # 1 / (K_e p_e) per edge: 1 on the masked edges (K_e p_e = 1), 1 on the unmasked uniform ones (5 * 0.2)
+    assert arch[0] == C3 and weight == pytest.approx(1.0)
+
+
+def test_fair_sampler_refuses_a_mask():
+    config = SimpleNamespace(path_sampler="fair")
+    with pytest.raises(ValueError, match="fair needs every choice"):
+        make_path_sampler(config, OPS, generator(), allowed=_allowed_mask())
+
+
+def test_pa_gradient_table_reads_choice_instances_of_the_supernet():
+    model = tiny_supernet()
+    instances = model.choice_instances()
+    assert len(instances) == NUM_EDGES and all(len(row) == len(OPS) for row in instances)
+    conv3 = OPS.index(C3)
+    assert len(instances[0][conv3]) == 3                  # one parameter list per search cell
+    assert instances[0][OPS.index("skip_connect")] == [[], [], []]
+    assert instances[2][conv3][1][0] is cells(model)[1].edges[2][C3][1].weight

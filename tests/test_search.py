@@ -86,3 +86,42 @@ def test_bad_settings_are_named():
         random_search(fitness, budget=5, seed=0)  # the full space, but the table only has conv-only archs
     with pytest.raises(SearchError, match="budget"):
         random_search(fitness, budget=65, space=conv_only_archs())
+
+
+class _BudgetedDigits:
+    """A toy ArchSpace: 4 digits in 0..9 whose sum must stay <= limit (a stand-in for a FLOPs limit)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def random(self, rng):
+        return tuple(int(d) for d in rng.integers(10, size=4))
+
+    def mutate(self, arch, rng, prob):
+        return tuple(int(rng.integers(10)) if rng.random() < prob else d for d in arch)
+
+    def crossover(self, a, b, rng):
+        return tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b))
+
+    def is_valid(self, arch):
+        return sum(arch) <= self.limit
+
+    def to_str(self, arch):
+        return "".join(map(str, arch))
+
+
+def test_searches_on_any_space_never_evaluate_an_arch_over_its_limit():
+    space = _BudgetedDigits(limit=12)
+    fitness = lambda archs: np.array([float(sum(a)) for a in archs])  # noqa: E731 - best = right at the limit
+    for result in (random_search(fitness, 40, seed=1, arch_space=space),
+                   evolutionary_search(fitness, 120, population=20, parents=5, mutation_prob=0.5, seed=1,
+                                       arch_space=space)):
+        assert all(sum(a) <= 12 for a in result.evaluated)
+        assert len(set(result.evaluated)) == len(result.evaluated)
+        assert result.as_dict()["best"] == space.to_str(result.best)
+    assert result.best_fitness == 12.0  # evolution reaches the limit
+
+
+def test_search_refuses_a_space_with_no_valid_arch():
+    with pytest.raises(SearchError, match="loosen"):
+        random_search(lambda a: np.zeros(len(a)), 3, arch_space=_BudgetedDigits(limit=-1), max_tries=10)

@@ -82,3 +82,14 @@ def test_standalone_net_equals_supernet_path_with_same_weights():
     sup.load_state_dict(alone.net.state_dict(), strict=False)
     x = torch.randn(4, 1, 8, 8)
     assert torch.allclose(alone(x), sup(x, arch))
+
+
+def test_run_config_finds_a_space_by_kind_and_names_an_unknown_one():
+    from pada_lite.config import RunConfig, lite
+    from pada_lite.spaces import ArchError, build_supernet, space_kind
+    config = RunConfig.from_dict(lite().to_dict())
+    assert space_kind(config.space) == "nb201" and isinstance(build_supernet(config.space), NB201Supernet)
+    broken = lite().to_dict()
+    broken["space"]["kind"] = "hexagons"
+    with pytest.raises(ArchError, match="unknown search space 'hexagons'"):
+        RunConfig.from_dict(broken)
