@@ -265,7 +265,7 @@ class SeededImageFolder(torch.utils.data.Dataset):
 
     Keys are ``(epoch, index)`` pairs (what :class:`EpochSampler` yields): the augmentation of an image is the same
     whatever the number of loader workers and whether the run was interrupted, so a resumed run sees the same
-    batches. Images are decoded with ``torchvision.io`` (libjpeg-turbo) and stay uint8 until the device normalises them.
+    batches. Images are decoded by PIL and cropped there; they stay uint8 until the device normalises them.
     """
 
     def __init__(self, folder: Path, transform, seed: int = 0):
@@ -280,10 +280,11 @@ class SeededImageFolder(torch.utils.data.Dataset):
     def __getitem__(self, key):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         path, label = self.folder.samples[index]
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        from PIL import Image, UnidentifiedImageError
         try:
-            image = decode_image(read_file(path), mode=ImageReadMode.RGB)                     # uint8 [3, H, W]
-        except RuntimeError as err:
+            with Image.open(path) as file:
+                image = file.convert("RGB")
+        except (OSError, UnidentifiedImageError) as err:
             raise DataError(f"cannot decode image {path} ({err}): the file is corrupt; delete or replace it") from err
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
@@ -321,8 +322,10 @@ def imagenet_transform(train: bool, image_size: int = 224):
     size + center crop (evaluation); normalisation happens on the device (:class:`ImageFolderLoader`)."""
     from torchvision.transforms import v2
     if train:
-        return v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()])
-    return v2.Compose([v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)])
+        crop = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    else:
+        crop = [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)]
+    return v2.Compose([*crop, v2.PILToTensor()])                                       # -> uint8 [3, S, S]
 
 
 def imagenet_folder(root: str | os.PathLike, split: str = "train", image_size: int = 224,
