@@ -121,6 +121,14 @@ def cmd_groundtruth(args) -> int:
 def cmd_experiment(args) -> int:
     from .experiments import reproduce, run_experiment
     start = time.perf_counter()
+    if getattr(args, "name", None) == "mobilenet_lite":
+        from .mobilenet_search import LITE_ARTIFACT, lite_experiment
+        if args.force:
+            raise ConfigError(f"mobilenet_lite recomputes the units whose config changed; to recompute all, delete "
+                              f"{LITE_ARTIFACT}")
+        payload = lite_experiment()
+        print(f"mobilenet_lite: {len(payload['units'])} units -> {LITE_ARTIFACT} ({time.perf_counter() - start:.0f} s)")
+        return 0
     if args.command == "reproduce":
         summaries = reproduce(force=args.force, workers=args.workers)
     else:
@@ -142,6 +150,46 @@ def cmd_report(args) -> int:
         print(f"updated the results block of {README}")
     else:
         print(results_markdown())
+    return 0
+
+
+def cmd_search_mobilenet(args) -> int:
+    from .mobilenet_search import preset as mobilenet_preset, run_search
+    run, search = mobilenet_preset(args.preset)
+    if args.flops_limit is not None:
+        search.flops_limit = args.flops_limit
+    out = Path(args.out or f"runs/mobilenet-{args.preset}-{search.flops_limit:g}M")
+    print(f"mobilenet {args.preset}: supernet {run.train.epochs} epochs, then evolution ({search.budget} candidates) "
+          f"and random search under {search.flops_limit:g} M FLOPs -> {out}")
+    record = run_search(run, search, out, resume=not args.restart)
+    print(f"best {record['arch']}: {record['mflops']:.2f} M FLOPs, fitness {record['fitness']:.2f} %; random search: "
+          f"{record['random']['best_mflops']:.2f} M, {record['random']['best_fitness']:.2f} %; written {out / 'search.json'}")
+    return 0
+
+
+def cmd_retrain_mobilenet(args) -> int:
+    import dataclasses
+    from .mobilenet_search import imagenet_sources, preset as mobilenet_preset, retrain_arch, retrain_preset
+    from .provenance import read_json
+    run, _ = mobilenet_preset(args.preset)
+    if not (args.arch or args.search):
+        raise ConfigError("name the arch: --arch k3_e6-skip-... or --search <run>/search.json")
+    arch = args.arch or read_json(Path(args.search))["arch"]
+    config = dataclasses.replace(retrain_preset(args.preset), seed=args.seed)
+    if args.preset == "full":
+        if not args.data:
+            raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
+        train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed, args.workers,
+                                       "cuda" if config.device == "auto" else config.device)
+        space = dataclasses.replace(run.space, dropout=0.1)   # ProxylessNAS mobile: dropout 0.1
+    else:
+        from .data import load_splits
+        data = load_splits(dataclasses.replace(run.data, train_size=5000, valid_size=0, test_size=5000))
+        train, test, space = data.train, data.test, run.space
+    out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
+    result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed, resume=not args.restart)
+    print(f"{arch}: test accuracy {result.test_acc:.2f} % after {config.epochs} epochs ({result.wall_time_s:.0f} s on "
+          f"{result.device}); written {out}")
     return 0
 
 
@@ -189,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="run one named lite experiment and write its artifact under data/results/",
                        description="Run a named experiment. Finished runs are kept and skipped; a run is recomputed "
                                    "when its config changed or with --force.")
-    p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
+    p.add_argument("name", choices=sorted(EXPERIMENTS) + ["mobilenet_lite"], help="which experiment")
     p.add_argument("--force", action="store_true", help="recompute every run even if its result exists")
     p.add_argument("--workers", type=int, default=1, help="parallel single-threaded worker processes (2 on 2 cores)")
     p.set_defaults(func=cmd_experiment)
@@ -199,6 +247,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute runs whose results already exist")
     p.add_argument("--workers", type=int, default=2, help="parallel single-threaded worker processes (default 2)")
     p.set_defaults(func=cmd_experiment)
+    p = sub.add_parser("search", help="search a space's supernet under a limit (mobilenet: FLOPs)",
+                       description="Train (or resume) a supernet, then run SPOS's evolution and random search under "
+                                   "a FLOPs limit; writes the arch, its FLOPs and provenance to <out>/search.json.")
+    p.add_argument("--space", required=True, choices=["mobilenet"], help="search space")
+    p.add_argument("--preset", default="lite", choices=["lite"],
+                   help="lite: Fashion-MNIST on CPU, minutes (an ImageNet supernet needs a loader-fed Trainer)")
+    p.add_argument("--flops-limit", type=float, help="largest FLOPs (M multiply-accumulates) an arch may have")
+    p.add_argument("--out", help="run folder (default runs/mobilenet-<preset>-<limit>M)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing supernet checkpoint")
+    p.set_defaults(func=cmd_search_mobilenet)
+    p = sub.add_parser("retrain", help="train a searched arch from scratch (checkpoints every epoch; resumes)",
+                       description="Train one arch of a space stand-alone: lite (Fashion-MNIST) or full (ImageNet "
+                                   "folder, the ProxylessNAS schedule).")
+    p.add_argument("--space", required=True, choices=["mobilenet"], help="search space")
+    p.add_argument("--preset", default="lite", choices=["lite", "full"])
+    p.add_argument("--arch", help="the arch, e.g. k3_e6-skip-k5_e3-... (one choice per block)")
+    p.add_argument("--search", help="a search.json written by `search` (its best arch)")
+    p.add_argument("--data", help="ImageNet root holding train/ and val/ (full preset)")
+    p.add_argument("--workers", type=int, default=8, help="data loader worker processes (full preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default runs/mobilenet-<preset>-retrain-s<seed>)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.set_defaults(func=cmd_retrain_mobilenet)
     p = sub.add_parser("report", help="print the lite result tables (ground truth, main, motivation)",
                        description="Markdown tables made from data/groundtruth/lite.json and data/results/*.json.")
     p.add_argument("--update-readme", action="store_true", help="rewrite the results block of README.md")

@@ -18,11 +18,13 @@ import numpy as np
 import torch
 
 from .config import DataConfig, RunConfig, TrainConfig
-from .data import ImageData
+from .data import ImageData, ImageFolderLoader, imagenet_folder
 from .evaluation import recalibrate_bn
 from .provenance import provenance, write_json
+from .retrain import RetrainConfig, RetrainResult, Retrainer
 from .search import SearchResult, evolutionary_search, random_search
-from .spaces.mobilenet import FlopsTable, MobileNetArchSpace, MobileNetSupernetConfig, arch_to_str
+from .spaces.mobilenet import (FlopsTable, MobileNetArchSpace, MobileNetNetwork, MobileNetSupernetConfig, arch_to_str,
+                               check_arch)
 
 
 @dataclass
@@ -51,17 +53,18 @@ class SearchConfig:
 
 def lite() -> tuple[RunConfig, SearchConfig]:
     """CPU preset: the space shrunk to Fashion-MNIST (28 px, 1 channel, width 0.35, 2/2/2/2/2/1 blocks with strides
-    1/2/2/1/2/1 after a stride-2 stem, head 256) and a shortened protocol (10 supernet epochs on 10k images, an
-    evolution of 20 x 8 candidates with BN recalibrated on 2 x 128 images and validated on 1000 held-out images)."""
+    1/2/2/1/2/1 after a stride-2 stem, head 256) and a shortened protocol sized for a shared 2-core machine (6 supernet
+    epochs on 8k images; an evolution of 16 x 5 candidates, parents 4, BN recalibrated on 2 x 128 training images,
+    fitness on 500 held-out images)."""
     space = MobileNetSupernetConfig(width_mult=0.35, input_size=28, in_channels=1, num_classes=10, stem_stride=2,
                                     stage_blocks=(2, 2, 2, 2, 2, 1), stage_strides=(1, 2, 2, 1, 2, 1),
                                     head_channels=256)
     run = RunConfig(name="mobilenet-lite", space=space,
-                    data=DataConfig(image_size=28, train_size=10000, valid_size=1000),
-                    train=TrainConfig(epochs=10, batch_size=128, lr=0.1, weight_decay=4e-5, pa_scope="edge",
+                    data=DataConfig(image_size=28, train_size=8000, valid_size=500),
+                    train=TrainConfig(epochs=6, batch_size=128, lr=0.1, weight_decay=4e-5, pa_scope="edge",
                                       progress=False))
-    return run, SearchConfig(flops_limit=2.0, population=20, iterations=8, parents=5, bn_batches=2,
-                             eval_batch_size=1000)
+    return run, SearchConfig(flops_limit=2.0, population=16, iterations=5, parents=4, bn_batches=2,
+                             eval_batch_size=500)
 
 
 def full() -> tuple[RunConfig, SearchConfig]:
@@ -156,3 +159,164 @@ def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bo
 def describe(arch, space: MobileNetSupernetConfig) -> str:
     """``arch`` as text with its FLOPs."""
     return f"{arch_to_str(arch)} ({FlopsTable(space).mflops(arch):.2f} M FLOPs)"
+
+
+# ---------------------------------------------------------------------------------------------- retraining
+def retrain_preset(name: str) -> RetrainConfig:
+    """Stand-alone training of a searched arch: ``full`` (ImageNet) or ``lite`` (Fashion-MNIST, CPU seconds).
+
+    ``full`` follows the ProxylessNAS reference code's ImageNet defaults (mit-han-lab/proxylessnas,
+    search/imagenet_run_exp.py): 300 epochs, batch 256, SGD Nesterov momentum 0.9, lr 0.05 cosine, weight decay 4e-5,
+    label smoothing 0.1, no gradient clipping (their dropout, 0.1 for the mobile net, is ``space.dropout``).
+    """
+    if name == "full":
+        return RetrainConfig(epochs=300, batch_size=256, lr=0.05, nesterov=True, weight_decay=4e-5, grad_clip=0.0,
+                             augment=False, cutout=0, drop_path_prob=0.0, auxiliary_weight=0.0, label_smoothing=0.1,
+                             eval_batch_size=500)
+    if name == "lite":
+        return RetrainConfig(epochs=3, batch_size=128, lr=0.1, nesterov=True, weight_decay=4e-5, grad_clip=5.0,
+                             augment=False, cutout=0, drop_path_prob=0.0, auxiliary_weight=0.0, label_smoothing=0.0,
+                             amp=False, eval_batch_size=1000)
+    raise ValueError(f"unknown mobilenet retrain preset {name!r}; choose full or lite")
+
+
+class EpochBatches:
+    """An :class:`~pada_lite.data.ImageFolderLoader` as the per-epoch iterable a Retrainer reads: each pass is the
+    next epoch (``advance=False``: always epoch 0, for evaluation)."""
+
+    def __init__(self, loader: ImageFolderLoader, advance: bool = True):
+        self.loader, self.advance, self.epoch = loader, advance, 0
+
+    def __iter__(self):
+        epoch = self.epoch
+        if self.advance:
+            self.epoch += 1
+        return iter(self.loader.epoch(epoch))
+
+
+def imagenet_sources(root: str | Path, image_size: int = 224, batch_size: int = 256, seed: int = 0,
+                     workers: int = 8, device: str = "cuda", channels_last: bool = True) -> tuple[EpochBatches,
+                                                                                                  EpochBatches]:
+    """Training and validation batches of an ImageNet folder (``root/train``, ``root/val``) for a Retrainer."""
+    train = imagenet_folder(root, "train", image_size, seed)
+    val = imagenet_folder(root, "val", image_size, seed)
+    return (EpochBatches(ImageFolderLoader(train, batch_size, seed, workers, device, True, channels_last)),
+            EpochBatches(ImageFolderLoader(val, batch_size, seed, workers, device, False, channels_last), False))
+
+
+def retrain_arch(arch, space: MobileNetSupernetConfig, config: RetrainConfig, train, test,
+                 run_dir: str | Path | None = None, seed: int = 0, resume: bool = True) -> RetrainResult:
+    """Train ``arch`` from scratch (weights seeded by ``seed``; data order by ``config.seed``), resuming ``run_dir``."""
+    arch = check_arch(arch, space)
+    torch.manual_seed(seed)
+    info = {"space": dataclasses.asdict(space), "arch": arch_to_str(arch), "mflops": FlopsTable(space).mflops(arch),
+            "init_seed": seed}
+    trainer = Retrainer(MobileNetNetwork(arch, space), train, test, config, run_dir, info)
+    if resume:
+        trainer.try_resume()
+    if isinstance(train, EpochBatches):
+        train.epoch = trainer.epoch  # a resumed run continues with the epoch it stopped in
+    return trainer.run(resume=False)
+
+
+# ------------------------------------------------------------------------------------- the lite experiment
+LITE_ARTIFACT = Path("data/results/mobilenet_lite.json")
+LITE_WORKDIR = Path("runs/mobilenet_lite")
+
+
+@dataclass
+class LiteExperimentConfig:
+    """The lite Pareto experiment: one SPOS supernet, searches under each limit, retraining over seeds."""
+
+    flops_limits: tuple = (1.8, 2.4)   # M FLOPs; the lite space spans about 0.55-4.07 M, random archs 1.6-2.9 M (5-95 %)
+    random_archs: int = 4              # unconstrained random archs retrained beside the searched ones
+    arch_seed: int = 0                 # draws those random archs
+    seeds: tuple = (0, 1, 2)           # retraining seeds (weights and data order)
+    retrain_train_size: int = 5000     # Fashion-MNIST training images for retraining (from the supernet's 8k)
+    retrain_test_size: int = 5000      # Fashion-MNIST test images the retrained archs are scored on
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _unit_done(payload: dict, key: str, fingerprint: dict) -> dict | None:
+    unit = payload["units"].get(key)
+    return unit if unit is not None and unit.get("fingerprint") == json_clean(fingerprint) else None
+
+
+def json_clean(value):
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    import json
+    return json.loads(json.dumps(value))
+
+
+def lite_experiment(out: str | Path = LITE_ARTIFACT, workdir: str | Path = LITE_WORKDIR,
+                    config: LiteExperimentConfig | None = None, limit_units: int | None = None,
+                    log=print) -> dict:
+    """Run (or continue) the lite experiment; each finished unit is written to ``out`` at once (resumable per unit)."""
+    from .data import load_splits
+    from .provenance import read_json
+    from .training import load_supernet, train_supernet
+    config = config or LiteExperimentConfig()
+    out, workdir = Path(out), Path(workdir)
+    run, search_config = lite()
+    payload = read_json(out) if out.exists() else {"units": {}}
+    payload.update(config=config.to_dict(), supernet_config=run.to_dict(), search_config=search_config.to_dict(),
+                   retrain_config=retrain_preset("lite").to_dict())
+    budget = [limit_units if limit_units is not None else float("inf")]
+
+    def save(key: str, fingerprint: dict, record: dict, device) -> dict:
+        payload["units"][key] = {"fingerprint": json_clean(fingerprint), **record,
+                                 **provenance(None, None, device, record.get("wall_time_s"))}
+        write_json(out, payload)
+        budget[0] -= 1
+        log(f"unit {key} done ({record.get('wall_time_s', 0):.0f} s)")
+        return payload["units"][key]
+
+    splits = load_splits(run.data)
+    supernet_fp = {"run": run.to_dict()}
+    model = None
+    if _unit_done(payload, "supernet", supernet_fp) is None:
+        if budget[0] <= 0:
+            return payload
+        trained = train_supernet(run, workdir / "supernet", splits)
+        model = trained.model
+        save("supernet", supernet_fp, {"history": trained.history, "wall_time_s": trained.wall_time_s}, "cpu")
+    picks = []
+    for limit in config.flops_limits:
+        search_fp = {"supernet": supernet_fp, "search": dataclasses.replace(search_config, flops_limit=limit).to_dict()}
+        key = f"search@{limit:g}"
+        unit = _unit_done(payload, key, search_fp)
+        if unit is None:
+            if budget[0] <= 0:
+                return payload
+            if model is None:
+                model = (load_supernet(workdir / "supernet")[0] if (workdir / "supernet" / "supernet.pt").exists()
+                         else train_supernet(run, workdir / "supernet", splits).model)
+            start = time.perf_counter()
+            record = search_supernet(model, run.space, splits.train, splits.valid,
+                                     dataclasses.replace(search_config, flops_limit=limit))
+            unit = save(key, search_fp, {**record, "wall_time_s": time.perf_counter() - start}, "cpu")
+        picks += [unit["evolution"]["best"], unit["random"]["best"]]
+    rng = np.random.default_rng(config.arch_seed)
+    randoms = [arch_to_str(a) for a in MobileNetArchSpace(run.space).sample_valid(config.random_archs, rng)]
+    payload["archs"] = {"searched": picks, "random": randoms}
+    retrain_data = dataclasses.replace(run.data, train_size=config.retrain_train_size, valid_size=0,
+                                       test_size=config.retrain_test_size)
+    data = load_splits(retrain_data)
+    retrain_config = retrain_preset("lite")
+    for arch in dict.fromkeys(picks + randoms):
+        for seed in config.seeds:
+            fp = {"arch": arch, "space": dataclasses.asdict(run.space), "data": dataclasses.asdict(retrain_data),
+                  "retrain": dataclasses.replace(retrain_config, seed=seed).to_dict()}
+            key = f"retrain/{arch}/s{seed}"
+            if _unit_done(payload, key, fp) is not None:
+                continue
+            if budget[0] <= 0:
+                return payload
+            result = retrain_arch(tuple(arch.split("-")), run.space, dataclasses.replace(retrain_config, seed=seed),
+                                  data.train, data.test, workdir / "retrain" / arch / f"s{seed}", seed)
+            save(key, fp, {"arch": arch, "seed": seed, "mflops": FlopsTable(run.space).mflops(arch.split("-")),
+                           "test_acc": result.test_acc, "params": result.params, "history": result.history,
+                           "wall_time_s": result.wall_time_s}, result.device)
+    return payload

@@ -248,3 +248,65 @@ def test_lite_preset_space_sizes():
     low, high = FlopsTable(run.space).bounds()
     assert low < search.flops_limit < high and run.space.num_blocks == 11
     assert dataclasses.replace(run.space) == RunConfig.from_dict(run.to_dict()).space
+
+
+def test_image_folder_retrain_resumes_exactly(image_folder, tmp_path, one_thread):
+    """Retraining an arch on a (fake) ImageFolder, killed after epoch 1 and resumed, ends with the same weights."""
+    from pada_lite.mobilenet_search import EpochBatches, retrain_arch, retrain_preset
+    from pada_lite.retrain import Retrainer
+    space = MobileNetSupernetConfig(**{**TINY_SPACE, "in_channels": 3, "num_classes": 3})
+    config = dataclasses.replace(retrain_preset("full"), epochs=2, batch_size=4, device="cpu", eval_batch_size=4)
+    arch = ("k3_e3", "k5_e6", "skip", "k3_e3")
+
+    def sources():
+        train = imagenet_folder(image_folder, "train", image_size=16, seed=1)
+        val = imagenet_folder(image_folder, "val", image_size=16, seed=1)
+        return (EpochBatches(ImageFolderLoader(train, 4, seed=1, workers=0)),
+                EpochBatches(ImageFolderLoader(val, 4, seed=1, workers=0, train=False), advance=False))
+
+    straight = retrain_arch(arch, space, config, *sources(), tmp_path / "a", seed=5)
+    real_run_epoch = Retrainer.run_epoch
+    calls = []
+
+    def crash_in_epoch_two(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupt
+        return real_run_epoch(self)
+    Retrainer.run_epoch = crash_in_epoch_two
+    try:
+        with pytest.raises(Interrupt):
+            retrain_arch(arch, space, config, *sources(), tmp_path / "b", seed=5)
+    finally:
+        Retrainer.run_epoch = real_run_epoch
+    resumed = retrain_arch(arch, space, config, *sources(), tmp_path / "b", seed=5)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert straight.test_acc == resumed.test_acc
+    assert [h["train_loss"] for h in straight.history] == [h["train_loss"] for h in resumed.history]
+
+
+def test_run_search_writes_an_arch_within_the_limit(tmp_path, one_thread):
+    """Supernet training + evolution + random search on a tiny config; the JSON holds arch, FLOPs and provenance."""
+    from pada_lite.mobilenet_search import SearchConfig, run_search
+    from pada_lite.provenance import read_json
+    run = dataclasses.replace(_tiny_run(), data=DataConfig(image_size=16, train_size=192, valid_size=64))
+    run.train.epochs = 1
+    search = SearchConfig(flops_limit=0.4, population=6, iterations=2, parents=3, bn_batches=1, bn_batch_size=32,
+                          eval_batch_size=64)
+    record = run_search(run, search, tmp_path)
+    saved = read_json(tmp_path / "search.json")
+    table = FlopsTable(run.space)
+    assert saved["arch"] == record["arch"] and saved["mflops"] == pytest.approx(table.mflops(saved["arch"].split("-")))
+    assert saved["mflops"] <= 0.4 and max(saved["evolution"]["mflops"] + saved["random"]["mflops"]) <= 0.4
+    assert len(saved["evolution"]["evaluated"]) == 12 and saved["config"]["space"]["kind"] == "mobilenet"
+    assert {"git_commit", "device", "wall_time_s", "created"} <= set(saved)
+
+
+def test_cli_parses_the_mobilenet_commands():
+    from pada_lite.cli import build_parser
+    args = build_parser().parse_args(["search", "--space", "mobilenet", "--preset", "lite", "--flops-limit", "2"])
+    assert (args.space, args.preset, args.flops_limit) == ("mobilenet", "lite", 2.0)
+    args = build_parser().parse_args(["retrain", "--space", "mobilenet", "--arch", "k3_e3"])
+    assert args.func.__name__ == "cmd_retrain_mobilenet"
