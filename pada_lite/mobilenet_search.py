@@ -319,4 +319,16 @@ def lite_experiment(out: str | Path = LITE_ARTIFACT, workdir: str | Path = LITE_
             save(key, fp, {"arch": arch, "seed": seed, "mflops": FlopsTable(run.space).mflops(arch.split("-")),
                            "test_acc": result.test_acc, "params": result.params, "history": result.history,
                            "wall_time_s": result.wall_time_s}, result.device)
+    archs = list(dict.fromkeys(picks + randoms))
+    fitness_fp = {"supernet": supernet_fp, "search": search_config.to_dict(), "archs": archs}
+    if _unit_done(payload, "supernet_fitness", fitness_fp) is None and budget[0] > 0:
+        if model is None:
+            model = load_supernet(workdir / "supernet")[0]
+        start = time.perf_counter()
+        batches = calibration_batches(splits.train, search_config.bn_batches, search_config.bn_batch_size,
+                                      search_config.seed)
+        values = recalibrated_fitness(model, batches, splits.valid, search_config.eval_batch_size)(
+            [tuple(a.split("-")) for a in archs])
+        save("supernet_fitness", fitness_fp, {"archs": archs, "fitness": values.tolist(),
+                                              "wall_time_s": time.perf_counter() - start}, "cpu")
     return payload
