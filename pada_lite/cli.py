@@ -179,8 +179,9 @@ def cmd_retrain_mobilenet(args) -> int:
     if args.preset == "full":
         if not args.data:
             raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
+        from .training import resolve_device
         train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed, args.workers,
-                                       "cuda" if config.device == "auto" else config.device)
+                                       resolve_device(config.device))
         space = dataclasses.replace(run.space, dropout=0.1)   # ProxylessNAS mobile: dropout 0.1
     else:
         from .data import load_splits

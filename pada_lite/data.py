@@ -286,8 +286,12 @@ class SeededImageFolder(torch.utils.data.Dataset):
                 image = file.convert("RGB")
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(f"cannot decode image {path} ({err}): the file is corrupt; delete or replace it") from err
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
+        seed = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
+        if torch.utils.data.get_worker_info() is not None:  # a loader worker: its global RNG is ours to reseed
+            torch.manual_seed(seed)
+            return self.transform(image), label, index
+        with torch.random.fork_rng(devices=[]):             # the main process: leave the caller's RNG untouched
+            torch.manual_seed(seed)
             return self.transform(image), label, index
 
 
