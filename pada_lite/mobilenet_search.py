@@ -156,11 +156,6 @@ def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bo
     return payload
 
 
-def describe(arch, space: MobileNetSupernetConfig) -> str:
-    """``arch`` as text with its FLOPs."""
-    return f"{arch_to_str(arch)} ({FlopsTable(space).mflops(arch):.2f} M FLOPs)"
-
-
 # ---------------------------------------------------------------------------------------------- retraining
 def retrain_preset(name: str) -> RetrainConfig:
     """Stand-alone training of a searched arch: ``full`` (ImageNet) or ``lite`` (Fashion-MNIST, CPU seconds).

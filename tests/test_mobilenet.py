@@ -38,15 +38,15 @@ def test_width_multiplier_can_allow_skip_where_widths_meet():
     assert (c_in, c_out, stride) == (32, 32, 1) and bool(config.allowed()[12, CHOICES.index("skip")])
 
 
-@pytest.mark.parametrize("config", [MobileNetSupernetConfig(input_size=96, width_mult=0.5),
-                                    MobileNetSupernetConfig(**TINY_SPACE)], ids=["imagenet-96px", "tiny"])
+@pytest.mark.parametrize("config", [MobileNetSupernetConfig(input_size=64, width_mult=0.5),
+                                    MobileNetSupernetConfig(**TINY_SPACE)], ids=["imagenet-64px", "tiny"])
 def test_lookup_table_equals_counted_forward_pass(config, one_thread):
     """The table's MACs equal torch.utils.flop_counter's count (2 FLOPs per MAC) of the path, on random archs."""
     table, space = FlopsTable(config), MobileNetArchSpace(config)
     model = MobileNetSupernet(config).eval()
     x = torch.randn(2, config.in_channels, config.input_size, config.input_size)
     rng = np.random.default_rng(0)
-    archs = [space.random(rng) for _ in range(3)] + [("k7_e6",) * config.num_blocks]
+    archs = [space.random(rng) for _ in range(2)] + [("k7_e6",) * config.num_blocks]
     for arch in archs:
         assert table.macs(arch) == counted_macs(model, x, arch)
     low, high = table.bounds()

@@ -212,10 +212,6 @@ class MobileNetSupernet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.head_channels, config.num_classes)
 
-    @property
-    def ops(self) -> tuple:
-        return CHOICES
-
     def check_arch(self, arch: Sequence[str]) -> Arch:
         return check_arch(arch, self.config)
 
@@ -372,10 +368,6 @@ class FlopsRangePathSampler:
         edges = np.arange(low, high, step)
         self.bins = [(float(a), float(min(a + step, high))) for a in edges]   # [(low, high)] in M FLOPs
         self.misses = 0
-
-    @property
-    def ops(self) -> tuple:
-        return self.inner.ops
 
     def probabilities(self) -> torch.Tensor:  # [blocks, 7]: the inner sampler's, before rejection
         return self.inner.probabilities()
