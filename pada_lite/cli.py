@@ -169,7 +169,8 @@ def cmd_search_mobilenet(args) -> int:
 
 def cmd_retrain_mobilenet(args) -> int:
     import dataclasses
-    from .mobilenet_search import imagenet_sources, preset as mobilenet_preset, retrain_arch, retrain_preset
+    from .mobilenet_search import (FULL_RETRAIN_DROPOUT, imagenet_sources, lite_retrain_data,
+                                   preset as mobilenet_preset, retrain_arch, retrain_preset)
     from .provenance import read_json
     run, _ = mobilenet_preset(args.preset)
     if not (args.arch or args.search):
@@ -182,10 +183,10 @@ def cmd_retrain_mobilenet(args) -> int:
         from .training import resolve_device
         train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed, args.workers,
                                        resolve_device(config.device))
-        space = dataclasses.replace(run.space, dropout=0.1)   # ProxylessNAS mobile: dropout 0.1
+        space = dataclasses.replace(run.space, dropout=FULL_RETRAIN_DROPOUT)
     else:
         from .data import load_splits
-        data = load_splits(dataclasses.replace(run.data, train_size=5000, valid_size=0, test_size=5000))
+        data = load_splits(lite_retrain_data())
         train, test, space = data.train, data.test, run.space
     out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
     result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed, resume=not args.restart)

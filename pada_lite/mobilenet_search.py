@@ -175,6 +175,9 @@ def retrain_preset(name: str) -> RetrainConfig:
     raise ValueError(f"unknown mobilenet retrain preset {name!r}; choose full or lite")
 
 
+FULL_RETRAIN_DROPOUT = 0.1  # before the classifier when retraining on ImageNet (ProxylessNAS mobile: 0.1)
+
+
 class EpochBatches:
     """An :class:`~pada_lite.data.ImageFolderLoader` as the per-epoch iterable a Retrainer reads: each pass is the
     next epoch (``advance=False``: always epoch 0, for evaluation)."""
@@ -232,6 +235,13 @@ class LiteExperimentConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def lite_retrain_data(config: LiteExperimentConfig | None = None) -> DataConfig:
+    """The Fashion-MNIST images lite retraining trains and is scored on."""
+    config = config or LiteExperimentConfig()
+    return dataclasses.replace(lite()[0].data, train_size=config.retrain_train_size, valid_size=0,
+                               test_size=config.retrain_test_size)
 
 
 def _unit_done(payload: dict, key: str, fingerprint: dict) -> dict | None:
@@ -296,8 +306,7 @@ def lite_experiment(out: str | Path = LITE_ARTIFACT, workdir: str | Path = LITE_
     rng = np.random.default_rng(config.arch_seed)
     randoms = [arch_to_str(a) for a in MobileNetArchSpace(run.space).sample_valid(config.random_archs, rng)]
     payload["archs"] = {"searched": picks, "random": randoms}
-    retrain_data = dataclasses.replace(run.data, train_size=config.retrain_train_size, valid_size=0,
-                                       test_size=config.retrain_test_size)
+    retrain_data = lite_retrain_data(config)
     data = load_splits(retrain_data)
     retrain_config = retrain_preset("lite")
     for arch in dict.fromkeys(picks + randoms):
