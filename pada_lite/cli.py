@@ -133,6 +133,14 @@ def cmd_experiment(args) -> int:
         print_summary(run_sharing(force=args.force, workers=args.workers))
         print(f"done in {time.perf_counter() - start:.0f} s")
         return 0
+    if args.command == "experiment" and args.name == "mobilenet_lite":
+        from .mobilenet_search import LITE_ARTIFACT, lite_experiment
+        if args.force:
+            raise ConfigError(f"mobilenet_lite recomputes the units whose config changed; to recompute all, delete "
+                              f"{LITE_ARTIFACT}")
+        payload = lite_experiment()
+        print(f"mobilenet_lite: {len(payload['units'])} units -> {LITE_ARTIFACT} ({time.perf_counter() - start:.0f} s)")
+        return 0
     if args.command == "reproduce":
         summaries = reproduce(force=args.force, workers=args.workers)
     else:
@@ -162,7 +170,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
+def cmd_search_darts(args) -> int:
     """search --space darts: train a supernet, search it, write the genotype with provenance."""
     from .cellsearch import override_preset, preset, run_lite_comparison, search
     p = override_preset(preset(args.preset), args.set or [])
@@ -185,7 +193,7 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_retrain(args) -> int:
+def cmd_retrain_darts(args) -> int:
     """retrain --space darts: train a genotype's network stand-alone and report its test accuracy."""
     from .cellsearch import load_genotype, override_preset, preset, retrain_genotype
     from .provenance import write_json
@@ -200,6 +208,99 @@ def cmd_retrain(args) -> int:
     print(f"done in {record['wall_time_s']:.0f} s: test accuracy {record['test_acc']:.2f} %, "
           f"{record['params']:,} parameters, {record['macs'] / 1e6:.1f} M multiply-adds; written {out / 'result.json'}")
     return 0
+
+
+def cmd_search_mobilenet(args) -> int:
+    """search --space mobilenet: train a supernet, search it under a FLOPs limit, write the arch."""
+    from .mobilenet_search import preset as mobilenet_preset
+    from .mobilenet_search import run_search
+    run, search = mobilenet_preset(args.preset)
+    if args.flops_limit is not None:
+        search.flops_limit = args.flops_limit
+    out = Path(args.out or f"runs/mobilenet-{args.preset}-{search.flops_limit:g}M")
+    print(f"mobilenet {args.preset}: supernet {run.train.epochs} epochs, then evolution ({search.budget} candidates) "
+          f"and random search under {search.flops_limit:g} M FLOPs -> {out}")
+    record = run_search(run, search, out, resume=not args.restart)
+    print(f"best {record['arch']}: {record['mflops']:.2f} M FLOPs, fitness {record['fitness']:.2f} %; random search: "
+          f"{record['random']['best_mflops']:.2f} M, {record['random']['best_fitness']:.2f} %; "
+          f"written {out / 'search.json'}")
+    return 0
+
+
+def cmd_retrain_mobilenet(args) -> int:
+    """retrain --space mobilenet: train an arch stand-alone (lite: Fashion-MNIST; full: ImageNet folder)."""
+    import dataclasses
+
+    from .mobilenet_search import (
+        FULL_RETRAIN_DROPOUT,
+        imagenet_sources,
+        lite_retrain_data,
+        retrain_arch,
+        retrain_preset,
+    )
+    from .mobilenet_search import preset as mobilenet_preset
+    from .provenance import read_json
+    run, _ = mobilenet_preset(args.preset)
+    if not (args.arch or args.search):
+        raise ConfigError("name the arch: --arch k3_e6-skip-... or --search <run>/search.json")
+    arch = args.arch or read_json(Path(args.search))["arch"]
+    config = dataclasses.replace(retrain_preset(args.preset), seed=args.seed)
+    if args.preset == "full":
+        if not args.data:
+            raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
+        from .training import resolve_device
+        train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed, args.workers,
+                                       resolve_device(config.device))
+        space = dataclasses.replace(run.space, dropout=FULL_RETRAIN_DROPOUT)
+    else:
+        from .data import load_splits
+        data = load_splits(lite_retrain_data())
+        train, test, space = data.train, data.test, run.space
+    out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
+    result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed, resume=not args.restart)
+    print(f"{arch}: test accuracy {result.test_acc:.2f} % after {config.epochs} epochs ({result.wall_time_s:.0f} s on "
+          f"{result.device}); written {out}")
+    return 0
+
+
+# options of `search` / `retrain` that only one space reads: (option, its default, the space)
+SPACE_OPTIONS = {"search": {"sampler": ("pada", "darts"), "set": (None, "darts"), "comparison": (False, "darts"),
+                            "limit_units": (None, "darts"), "seed": (0, "darts"), "workers": (None, "darts"),
+                            "flops_limit": (None, "mobilenet"), "restart": (False, "mobilenet")},
+                 "retrain": {"genotype": (None, "darts"), "set": (None, "darts"), "arch": (None, "mobilenet"),
+                             "search": (None, "mobilenet"), "data": (None, "mobilenet"),
+                             "workers": (None, "mobilenet"), "restart": (False, "mobilenet")}}
+SPACE_PRESETS = {"darts": ("lite", "paper"), "mobilenet": {"search": ("lite",), "retrain": ("lite", "full")}}
+
+
+def check_space_options(args) -> None:
+    """One-line errors for options the chosen space does not read, and for a preset it does not have."""
+    for option, (default, space) in SPACE_OPTIONS[args.command].items():
+        if space != args.space and getattr(args, option) != default:
+            raise ConfigError(f"--{option.replace('_', '-')} applies to --space {space}, not --space {args.space}")
+    presets = SPACE_PRESETS[args.space]
+    presets = presets[args.command] if isinstance(presets, dict) else presets
+    if args.preset not in presets:
+        raise ConfigError(f"--preset {args.preset} does not exist for {args.command} --space {args.space}: "
+                          f"choose {' or '.join(presets)}")
+
+
+def cmd_search(args) -> int:
+    """search --space darts|mobilenet."""
+    check_space_options(args)
+    if args.workers is None:
+        args.workers = 1
+    return (cmd_search_darts if args.space == "darts" else cmd_search_mobilenet)(args)
+
+
+def cmd_retrain(args) -> int:
+    """retrain --space darts|mobilenet."""
+    check_space_options(args)
+    if args.space == "darts" and not args.genotype:
+        raise ConfigError("name the genotype: --genotype DARTS_V2, a genotype.json, or a Genotype(...) string")
+    if args.workers is None:
+        args.workers = 8
+    return (cmd_retrain_darts if args.space == "darts" else cmd_retrain_mobilenet)(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="run one named lite experiment; its artifact goes to <data home>/results/",
                        description="Run a named experiment. Finished runs are kept and skipped; a run is recomputed "
                                    "when its config changed or with --force.")
-    p.add_argument("name", choices=sorted([*EXPERIMENTS, "sharing"]), help="which experiment")
+    p.add_argument("name", choices=sorted([*EXPERIMENTS, "sharing", "mobilenet_lite"]), help="which experiment")
     p.add_argument("--force", action="store_true", help="recompute every run even if its result exists")
     p.add_argument("--workers", type=int, default=1, help="parallel single-threaded worker processes (2 on 2 cores)")
     p.set_defaults(func=cmd_experiment)
@@ -262,36 +363,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the main experiment's yardsticks as one JSON object "
                    "(ground-truth reliability, tau with 95 %% CIs, within-group tau, paired differences, baselines)")
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("search", help="search a cell space with a supernet (DARTS space; resumable)",
-                       description="Train a single-path supernet (SPOS or PA&DA), run the SPOS evolution and a random "
-                                   "search under a parameter limit, and write <out>/genotype.json with provenance.")
-    p.add_argument("--space", default="darts", choices=["darts"], help="search space")
+    p = sub.add_parser("search", help="search the DARTS or MobileNet space with a supernet (resumable)",
+                       description="Train (or resume) a single-path supernet, run SPOS's evolution and a random "
+                                   "search under the space's limit (darts: parameters; mobilenet: FLOPs), and write "
+                                   "the result with provenance: <out>/genotype.json (darts) or <out>/search.json "
+                                   "(mobilenet).")
+    p.add_argument("--space", required=True, choices=["darts", "mobilenet"], help="search space")
     p.add_argument("--preset", default="lite", choices=["lite", "paper"],
-                   help="lite (CPU, Fashion-MNIST 28x28, minutes) or paper (GPU, CIFAR-10, DARTS settings)")
-    p.add_argument("--sampler", default="pada", choices=["spos", "pada"], help="supernet path and data samplers")
-    p.add_argument("--seed", type=int, default=0, help="supernet training seed")
+                   help="lite (CPU, Fashion-MNIST 28x28, minutes) or paper (darts only: GPU, CIFAR-10, DARTS settings)")
+    p.add_argument("--out", help="run folder (default runs/<space>-<preset>-...)")
+    p.add_argument("--sampler", default="pada", choices=["spos", "pada"], help="darts: supernet path and data samplers")
+    p.add_argument("--seed", type=int, default=0, help="darts: supernet training seed")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                   help="override a preset field, e.g. --set search.train.epochs=2 --set evolution.budget=20 "
+                   help="darts: override a preset field, e.g. --set search.train.epochs=2 --set evolution.budget=20 "
                         "(sections: search, evolution, network, retrain_data, retrain); repeatable")
-    p.add_argument("--out", help="run folder (default runs/darts-<preset>-<sampler>)")
     p.add_argument("--comparison", action="store_true",
-                   help="run the lite comparison instead (SPOS and PA&DA searches, DARTS V2, 5 random genotypes, "
-                        "3 retraining seeds each; one unit at a time, resumable) -> data/results/darts_lite.json")
-    p.add_argument("--limit-units", type=int, help="with --comparison: run at most this many missing units")
-    p.add_argument("--workers", type=int, default=1, help="with --comparison: parallel single-threaded processes")
+                   help="darts: run the lite comparison instead (SPOS and PA&DA searches, DARTS V2, 5 random "
+                        "genotypes, 3 retraining seeds each; resumable) -> data/results/darts_lite.json")
+    p.add_argument("--limit-units", type=int, help="darts, with --comparison: run at most this many missing units")
+    p.add_argument("--workers", type=int, help="darts, with --comparison: parallel single-threaded processes (1)")
+    p.add_argument("--flops-limit", type=float, help="mobilenet: largest FLOPs (M multiply-accumulates) of an arch")
+    p.add_argument("--restart", action="store_true", help="mobilenet: ignore an existing supernet checkpoint")
     p.set_defaults(func=cmd_search)
-    p = sub.add_parser("retrain", help="train a searched genotype stand-alone (resumable)",
-                       description="Train a genotype's network from scratch with the preset's protocol and report "
-                                   "its test accuracy, parameters and multiply-adds.")
-    p.add_argument("--space", default="darts", choices=["darts"], help="search space")
-    p.add_argument("--genotype", required=True,
-                   help="a genotype.json written by `search`, a name (DARTS_V2) or a Genotype(...) string")
-    p.add_argument("--preset", default="lite", choices=["lite", "paper"],
-                   help="lite (CPU, Fashion-MNIST 28x28) or paper (GPU, CIFAR-10, 600 epochs, the DARTS protocol)")
+    p = sub.add_parser("retrain", help="train a searched genotype or arch stand-alone (checkpoints; resumes)",
+                       description="Train one network of the DARTS or MobileNet space from scratch with the preset's "
+                                   "protocol and report its test accuracy, parameters and multiply-adds.")
+    p.add_argument("--space", required=True, choices=["darts", "mobilenet"], help="search space")
+    p.add_argument("--preset", default="lite", choices=["lite", "paper", "full"],
+                   help="lite (CPU, Fashion-MNIST); darts: paper (GPU, CIFAR-10, the DARTS protocol); "
+                        "mobilenet: full (ImageNet folder, the ProxylessNAS schedule)")
     p.add_argument("--seed", type=int, default=0, help="weights and training seed")
+    p.add_argument("--out", help="run folder (default runs/<space>-<preset>-retrain-...)")
+    p.add_argument("--genotype", help="darts: a genotype.json written by `search`, a name (DARTS_V2) or a "
+                                      "Genotype(...) string")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                   help="override a preset field, e.g. --set retrain.epochs=2 --set network.channels=16")
-    p.add_argument("--out", help="run folder (default runs/darts-<preset>-retrain-<genotype>-s<seed>)")
+                   help="darts: override a preset field, e.g. --set retrain.epochs=2 --set network.channels=16")
+    p.add_argument("--arch", help="mobilenet: the arch, e.g. k3_e6-skip-k5_e3-... (one choice per block)")
+    p.add_argument("--search", help="mobilenet: a search.json written by `search` (its best arch)")
+    p.add_argument("--data", help="mobilenet, full preset: ImageNet root holding train/ and val/")
+    p.add_argument("--workers", type=int, help="mobilenet, full preset: data loader worker processes (8)")
+    p.add_argument("--restart", action="store_true", help="mobilenet: ignore an existing checkpoint")
     p.set_defaults(func=cmd_retrain)
     return parser
 

@@ -6,10 +6,12 @@ index, normalised (and, for CIFAR, augmented) on the device, so data importance 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -246,31 +248,128 @@ def load_splits(config: DataConfig) -> Splits:
 
 
 # ------------------------------------------------------------------------------------------- ImageNet
-class IndexedDataset(torch.utils.data.Dataset):
-    """Wrap a map-style dataset so that items are ``(x, y, index)`` (data importance sampling needs the index)."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        x, y = self.dataset[index]
-        return x, y, index
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def imagenet_folder(root: str | os.PathLike, split: str = "train", image_size: int = 224) -> IndexedDataset:
-    """ImageNet (or any class-per-folder image tree) at ``root/split`` as an IndexedDataset."""
-    from torchvision import datasets, transforms
+class SeededImageFolder(torch.utils.data.Dataset):
+    """A class-per-folder image tree (``torchvision.datasets.ImageFolder``) whose items are ``(uint8 [3,S,S], label,
+    index)`` and whose random augmentation depends only on ``(seed, epoch, index)``.
+
+    Keys are ``(epoch, index)`` pairs (what :class:`EpochSampler` yields): the augmentation of an image is the same
+    whatever the number of loader workers and whether the run was interrupted, so a resumed run sees the same
+    batches. Images are decoded by PIL and cropped there; they stay uint8 until the device normalises them.
+    """
+
+    def __init__(self, folder: Path, transform, seed: int = 0):
+        from torchvision import datasets
+        self.folder = datasets.ImageFolder(str(folder), loader=str, is_valid_file=_is_image)  # items: (path, label)
+        self.transform, self.seed = transform, int(seed)
+        self.classes = self.folder.classes
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        path, label = self.folder.samples[index]
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(path) as file:
+                image = file.convert("RGB")
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(f"cannot decode image {path} ({err}): the file is corrupt; delete or replace it") from err
+        seed = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
+        if torch.utils.data.get_worker_info() is not None:  # a loader worker: its global RNG is ours to reseed
+            torch.manual_seed(seed)
+            return self.transform(image), label, index
+        with torch.random.fork_rng(devices=[]):             # the main process: leave the caller's RNG untouched
+            torch.manual_seed(seed)
+            return self.transform(image), label, index
+
+
+def _is_image(path: str) -> bool:
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """``(epoch, index)`` keys of one epoch in an order fixed by ``(seed, epoch)``, from batch ``start`` (resume)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, shuffle: bool = True):
+        self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, int(seed), shuffle
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate epoch ``epoch`` from its batch ``start`` on."""
+        self.epoch, self.start = int(epoch), int(start)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        return iter([(self.epoch, i) for i in order[self.start * self.batch_size:].tolist()])
+
+    def __len__(self) -> int:
+        return max(0, self.size - self.start * self.batch_size)
+
+
+def imagenet_transform(train: bool, image_size: int = 224):
+    """The standard ImageNet pipeline on uint8 tensors: RandomResizedCrop + flip (train) or resize to 256/224 of the
+    size + center crop (evaluation); normalisation happens on the device (:class:`ImageFolderLoader`)."""
+    from torchvision.transforms import v2
+    if train:
+        crop = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    else:
+        crop = [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)]
+    return v2.Compose([*crop, v2.PILToTensor()])                                       # -> uint8 [3, S, S]
+
+
+def imagenet_folder(root: str | os.PathLike, split: str = "train", image_size: int = 224,
+                    seed: int = 0) -> SeededImageFolder:
+    """ImageNet (or any class-per-folder image tree) at ``root/split`` with the standard pipeline of that split."""
     folder = Path(root).expanduser() / split
     if not folder.is_dir():
         raise DataError(f"ImageNet split folder {folder} does not exist: pass the root that holds train/ and val/ "
                         "with one sub-folder per class")
-    mean, std = STATS["imagenet"]
-    if split == "train":
-        tf = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
-    else:
-        tf = [transforms.Resize(int(image_size * 256 / 224)), transforms.CenterCrop(image_size)]
-    tf += [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    return IndexedDataset(datasets.ImageFolder(str(folder), transforms.Compose(tf)))
+    try:
+        return SeededImageFolder(folder, imagenet_transform(split == "train", image_size), seed)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise DataError(f"{folder} holds no images in class sub-folders ({err}): lay it out as "
+                        f"{folder}/<class>/<image>.JPEG") from err
+
+
+class ImageFolderLoader:
+    """Batches ``(x, y, index)`` of a :class:`SeededImageFolder` on ``device``: x normalised float [B, 3, S, S]
+    (channels_last if asked), epoch by epoch, from any batch on, so an interrupted run resumes exactly.
+
+    As fast as torchvision allows: worker processes decode and crop (uint8, 4x less to copy than float), pinned
+    memory and non-blocking copies, persistent workers, and normalisation on the device.
+    """
+
+    def __init__(self, dataset: SeededImageFolder, batch_size: int, seed: int = 0, workers: int = 8,
+                 device: str | torch.device = "cpu", train: bool = True, channels_last: bool = False,
+                 prefetch_factor: int = 4):
+        self.device, self.channels_last = torch.device(device), channels_last
+        self.size, self.batch_size, self.drop_last = len(dataset), batch_size, train and len(dataset) >= batch_size
+        self.sampler = EpochSampler(len(dataset), batch_size, seed, shuffle=train)
+        batches = torch.utils.data.BatchSampler(self.sampler, batch_size, drop_last=self.drop_last)
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, num_workers=workers, pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0, prefetch_factor=prefetch_factor if workers > 0 else None)
+        mean, std = STATS["imagenet"]
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return self.size // self.batch_size if self.drop_last else math.ceil(self.size / self.batch_size)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` from batch ``start`` on."""
+        self.sampler.set_epoch(epoch, start)
+        for images, labels, indices in self.loader:
+            x = images.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = (x.float() - self.mean) / self.std
+            yield x, labels.to(self.device, non_blocking=True), indices

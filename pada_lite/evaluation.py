@@ -50,3 +50,28 @@ def evaluate_archs(model: NB201Supernet, archs: Sequence[tuple], data: ImageData
     if method == "simple" or not supports_fast(model):
         return evaluate_archs_simple(model, archs, data, batch_size, amp, progress)
     return evaluate_archs_fast(model, archs, data, batch_size, amp, progress, chunk_size)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, arch, batches) -> torch.nn.Module:
+    """Reset every BatchNorm's running statistics and re-estimate them for path ``arch`` on ``batches`` (SPOS).
+
+    ``batches``: an iterable of image tensors [B, C, H, W] (training images, on the model's device). The statistics
+    become the plain average over the batches (momentum None while recalibrating); the model is left in eval mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    seen = 0
+    for x in batches:
+        model(x, arch)
+        seen += 1
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    if norms and not seen:
+        raise ValueError("recalibrate_bn got no batches: pass at least one batch of training images")
+    return model.eval()
