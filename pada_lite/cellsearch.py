@@ -24,6 +24,7 @@ import torch
 
 from .config import ConfigError, DataConfig, RunConfig, TrainConfig
 from .data import ImageData, load_splits
+from .paths import data_home, locate
 from .provenance import provenance, read_json, write_json
 from .retrain import RetrainConfig, RetrainResult, retrain
 from .search import SearchResult, evolutionary_search, random_search
@@ -269,7 +270,7 @@ def retrain_genotype(p: DartsPreset, genotype: Genotype, out: str | Path | None 
 
 
 # ------------------------------------------------------------------------------------------ lite comparison
-LITE_OUT = Path(__file__).resolve().parent.parent / "data" / "results" / "darts_lite"  # units; summary: .json
+LITE_OUT = data_home() / "results" / "darts_lite"  # units; summary: .json
 PAPER_TEST_ACC = {"PA&DA (paper, CIFAR-10)": (97.52, 0.07), "DARTS V2 (paper, CIFAR-10)": (97.24, 0.09)}
 
 
@@ -310,9 +311,10 @@ def _unit_genotype(name: str, units: Path, p: DartsPreset, c: LiteComparison) ->
 
 def load_lite_comparison(path: str | Path = LITE_OUT.with_suffix(".json")) -> dict:
     """The lite comparison's artifact, or an error naming the command that writes it."""
-    if not Path(path).exists():
+    path = locate(path)
+    if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `python -m pada_lite search --space darts --comparison` "
-                                "(about 15 CPU-minutes, resumable)")
+                                "(about 30 CPU-minutes, resumable)")
     return read_json(path)
 
 

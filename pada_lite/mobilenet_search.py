@@ -20,6 +20,7 @@ import torch
 from .config import DataConfig, RunConfig, TrainConfig
 from .data import ImageData, ImageFolderLoader, imagenet_folder
 from .evaluation import recalibrate_bn
+from .paths import data_home
 from .provenance import provenance, write_json
 from .retrain import RetrainConfig, Retrainer, RetrainResult
 from .search import SearchResult, evolutionary_search, random_search
@@ -224,7 +225,7 @@ def retrain_arch(arch, space: MobileNetSupernetConfig, config: RetrainConfig, tr
 
 
 # ------------------------------------------------------------------------------------- the lite experiment
-LITE_ARTIFACT = Path("data/results/mobilenet_lite.json")
+LITE_ARTIFACT = data_home() / "results" / "mobilenet_lite.json"
 LITE_WORKDIR = Path("runs/mobilenet_lite")
 
 

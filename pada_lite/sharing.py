@@ -34,14 +34,22 @@ GM_BATCHES = 10              # batches per GM distance (reference 100: shrunk 10
 EPOCH_RANK_IMAGES = 500      # test images of the per-epoch ranking of the 64 conv archs (top-1 changes)
 PADA = {"path_sampler": "importance", "data_sampler": "importance"}
 SPOS = {"path_sampler": "uniform", "data_sampler": "uniform"}
-# how much more training the papers give a family than its one-shot supernet (not run on the lite tier)
+# how much more training the papers give a family than its one-shot supernet (the "at ...x" rows run these ratios)
 PAPER_BUDGET_RATIOS = {"Few-Shot": "(600 + 5 x 300) / 600 = 3.5", "GM": "(15 + 2 x 15 + 4 x 30) / 60 = 2.75"}
+FEW_SHOT_RATIO, GM_RATIO = "Few-Shot (5) at 3.5x", "GM (4) at 2.75x"
 CONTROLS = {"GM (2)": "random (2)", "GM (4)": "random (4)", "Few-Shot (5)": "random (5)",
-            "Few-Shot (5)~": "one-shot PA&DA", "GM (4)~": "one-shot PA&DA"}  # paired differences reported
+            "Few-Shot (5)~": "one-shot PA&DA", "GM (4)~": "one-shot PA&DA",
+            FEW_SHOT_RATIO: "one-shot PA&DA", GM_RATIO: "one-shot PA&DA"}  # paired differences reported
 
 
-def methods(epochs: int = EPOCHS, gm_batches: int = GM_BATCHES) -> dict[str, tuple[dict, FamilyConfig]]:
-    """Every method of the experiment: name -> (path/data sampler fields of train, family config)."""
+def methods(epochs: int = EPOCHS, gm_batches: int = GM_BATCHES) -> dict[str, tuple[dict, FamilyConfig, int]]:
+    """Every method of the experiment: name -> (path/data sampler fields of train, family config, family epochs).
+
+    All but the two ``at ...x`` rows train ``epochs`` family epochs (equal steps). Those two give the family the
+    papers' budget over the one-shot supernet: Few-Shot trains one-shot for all ``epochs``, then each of its five
+    members for half as long (600 + 5 x 300 epochs in the paper); GM trains one-shot for a quarter of ``epochs``,
+    each of two members for a quarter, each of four members for a half (15, 2 x 15, 4 x 30 of 60 in the paper).
+    """
     fs = lite_family("edge", epochs)
     gm = lite_family("gm", epochs, gm_batches=gm_batches)
     rows = {
@@ -57,6 +65,11 @@ def methods(epochs: int = EPOCHS, gm_batches: int = GM_BATCHES) -> dict[str, tup
     }
     for k in (0, 1, 2):  # Deeper Insights: five members (by the op of edge 0) from scratch, first k cells shared
         rows[f"prefix k={k}"] = (PADA, FamilyConfig(grouping="edge", split_epochs=(0,), share_prefix=k))
+    rows = {name: (*row, epochs) for name, row in rows.items()}
+    quarter = epochs / 4
+    rows[FEW_SHOT_RATIO] = (PADA, FamilyConfig(grouping="edge", split_epochs=(epochs,)), epochs + round(5 * epochs / 2))
+    rows[GM_RATIO] = (PADA, dataclasses.replace(gm, split_epochs=(round(quarter), round(3 * quarter))),
+                      round(11 * quarter))
     return rows
 
 
@@ -90,9 +103,9 @@ def sharing_jobs(seeds: Sequence[int] = SEEDS, epochs: int = EPOCHS, gm_batches:
     archs = tuple(arch_to_str(a) for a in evaluation_archs())
     folder = Path(results_dir) / NAME
     jobs = []
-    for name, (samplers, family) in methods(epochs, gm_batches).items():
+    for name, (samplers, family, family_epochs) in methods(epochs, gm_batches).items():
         for seed in seeds:
-            run = vary(base_config(), train={**samplers, "epochs": epochs, "seed": seed})
+            run = vary(base_config(), train={**samplers, "epochs": family_epochs, "seed": seed})
             key = "".join(c if c.isalnum() or c in "=.-" else "_" for c in name) + f"-seed{seed}"
             config = FamilyJob(run, family, archs, experiment=NAME, label=name)
             jobs.append(Job("family", key, config, folder / f"{key}.json", folder / "partial" / key))
