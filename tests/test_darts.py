@@ -240,7 +240,7 @@ def test_cli_searches_and_retrains(tmp_path, one_thread, capsys):
                  "--out", str(tmp_path / "r")]) == 0
     result = read_json(tmp_path / "r" / "result.json")
     assert result["genotype"] == record["genotype"] and result["params"] == record["params"]
-    assert main(["retrain", "--genotype", "Genotype(normal=[])"]) == 2
+    assert main(["retrain", "--space", "darts", "--genotype", "Genotype(normal=[])"]) == 2
     assert "cannot read genotype" in capsys.readouterr().err
 
 

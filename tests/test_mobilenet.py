@@ -317,4 +317,17 @@ def test_cli_parses_the_mobilenet_commands():
     args = build_parser().parse_args(["search", "--space", "mobilenet", "--preset", "lite", "--flops-limit", "2"])
     assert (args.space, args.preset, args.flops_limit) == ("mobilenet", "lite", 2.0)
     args = build_parser().parse_args(["retrain", "--space", "mobilenet", "--arch", "k3_e3"])
-    assert args.func.__name__ == "cmd_retrain_mobilenet"
+    assert args.func.__name__ == "cmd_retrain" and args.arch == "k3_e3"
+
+
+def test_cli_refuses_the_other_space_options_in_one_line(capsys):
+    from pada_lite.cli import main
+    assert main(["search", "--space", "mobilenet", "--sampler", "spos"]) == 2
+    assert main(["retrain", "--space", "darts", "--genotype", "DARTS_V2", "--arch", "k3_e3"]) == 2
+    assert main(["retrain", "--space", "mobilenet", "--preset", "paper", "--arch", "k3_e3"]) == 2
+    assert main(["retrain", "--space", "darts"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: --sampler applies to --space darts, not --space mobilenet",
+                     "error: --arch applies to --space mobilenet, not --space darts",
+                     "error: --preset paper does not exist for retrain --space mobilenet: choose lite or full",
+                     "error: name the genotype: --genotype DARTS_V2, a genotype.json, or a Genotype(...) string"]
