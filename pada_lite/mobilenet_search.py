@@ -51,7 +51,7 @@ class SearchConfig:
 
     @property
     def budget(self) -> int:
-        """Distinct candidates evaluated (SPOS: 50 x 20 = 1000)."""
+        """The number of distinct candidates evaluated, population x iterations (SPOS 50 x 20 = 1000)."""
         return self.population * self.iterations
 
     def to_dict(self) -> dict:

@@ -1,7 +1,7 @@
 """One way to run and record work: a job is (kind, typed config, function); one rule says whether it is done.
 
 - A **job kind** (:class:`JobKind`) names a function ``run(config, context) -> record`` and the typed config
-  dataclass it takes; kinds register themselves in :data:`KINDS` (ground-truth units in :mod:`pada_lite.benchmark`,
+  dataclass it takes; kinds register themselves in ``KINDS`` (ground-truth units in :mod:`pada_lite.benchmark`,
   supernet units in :mod:`pada_lite.experiments`).
 - A **job** (:class:`Job`) is one config of a kind, the JSON record it writes and the folder of its partial state.
 - Its **identity** (:func:`identity`) is a hash of the config fields not marked :func:`neutral` (progress display,
@@ -92,7 +92,7 @@ KINDS: dict[str, JobKind] = {}
 
 
 def register(kind: JobKind) -> JobKind:
-    """Add a job kind to :data:`KINDS`."""
+    """Add a job kind to ``KINDS``."""
     KINDS[kind.name] = kind
     return kind
 

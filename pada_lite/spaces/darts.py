@@ -9,7 +9,7 @@ every reduction cell another.
 **Archs of the supernet.** An arch is a tuple of 28 entries, the 14 edges of the normal cell then the 14 of the
 reduction cell (edge order: node 0's inputs 0, 1; node 1's inputs 0, 1, 2; ...); an entry is the op on that edge, or
 ``None`` where the edge is not used. A valid arch uses exactly two edges per node (two distinct inputs, as in a DARTS
-genotype) and the 7 ops of :data:`DARTS_OPS`. The ``none`` op of the DARTS supernet is left out: in DARTS it lets the
+genotype) and the 7 ops of ``DARTS_OPS``. The ``none`` op of the DARTS supernet is left out: in DARTS it lets the
 continuous relaxation switch an edge off, but here a path picks each node's two inputs explicitly, so an edge that
 is not picked is simply not run, and a derived DARTS genotype never contains ``none`` either.
 
