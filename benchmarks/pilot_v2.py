@@ -123,7 +123,8 @@ def old_pilot_evidence() -> dict:
         c = record["config"]
         cpu_net = np.mean([run["cpu_s_per_network"] for run in record["runs"].values()])
         out[path.stem] = {"num_archs": len(archs), "seeds": len(acc), "seed_tau": kendall_tau(acc[0], acc[1]),
-                          "noise_over_spread": noise_over_spread(acc), "op_count_r2": op_count_fit(archs, acc.mean(0))["r2"],
+                          "noise_over_spread": noise_over_spread(acc),
+                          "op_count_r2": op_count_fit(archs, acc.mean(0))["r2"],
                           "cpu_s_per_network_epoch_10k": float(cpu_net / c["epochs"] * 10000 / c["train_size"]),
                           "device": record.get("device")}
     return out
@@ -207,8 +208,8 @@ def main() -> None:
     if not args.table:
         run_timing(record)
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        record["lscpu_model"] = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines()
-                                      if l.startswith("Model name")), platform.processor())
+        record["lscpu_model"] = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                                      if line.startswith("Model name")), platform.processor())
         record["v1"], record["old_pilots"] = v1_evidence(), old_pilot_evidence()
         record["four_seed_pilot"] = four_seed_pilot_evidence()
         write_json(RECORD, record)
