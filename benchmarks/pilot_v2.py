@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pada_lite.benchmark import evaluation_archs, read_artifact
+from pada_lite.benchmark import read_artifact
+from pada_lite.evalset import evaluation_archs
 from pada_lite.metrics import kendall_tau
 from pada_lite.provenance import cpu_model, provenance, write_json
 from pada_lite.spaces.nb201 import arch_to_str, str_to_arch
