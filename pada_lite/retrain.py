@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from .config import ConfigError
 from .data import ImageData
 from .provenance import provenance, torch_save, write_json
+from .runner import config_diff, neutral
 from .training import TrainingError, _amp_dtype, _progress, resolve_device, rng_state, set_rng_state
 
 CHECKPOINT = "retrain_checkpoint.pt"
 RESULT = "retrain.json"
-RESUME_NEUTRAL = {"device", "progress"}  # may differ between a checkpoint and the run resuming it
 
 
 @dataclass
@@ -58,11 +58,11 @@ class RetrainConfig:
     label_smoothing: float = 0.0       # cross-entropy label smoothing (ImageNet protocols: 0.1)
     amp: bool = True                   # bfloat16/float16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True         # channels_last memory format on CUDA (ignored on CPU)
-    device: str = "auto"               # auto (cuda if available) | cpu | cuda | cuda:N
+    device: str = neutral("auto")      # auto (cuda if available) | cpu | cuda | cuda:N (may change on resume)
     seed: int = 0                      # seeds data order, augmentation, drop-path (weights: the caller's model)
     eval_every: int = 0                # also measure test accuracy every N epochs (0: only after the last)
     eval_batch_size: int = 500
-    progress: bool = False             # tqdm progress bar
+    progress: bool = neutral(False)    # tqdm progress bar (may change on resume)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -148,8 +148,7 @@ class Retrainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; refuses a checkpoint of another config or model."""
-        diffs = [f"{k}: checkpoint {state['config'].get(k)!r} vs now {v!r}" for k, v in self.config.to_dict().items()
-                 if k not in RESUME_NEUTRAL and state["config"].get(k) != v]
+        diffs = config_diff(RetrainConfig(**state["config"]), self.config)  # the runner's one identity rule
         if json.loads(json.dumps(state.get("info"))) != json.loads(json.dumps(self.info)):
             diffs.append(f"model: checkpoint {state.get('info')} vs now {self.info}")
         if diffs:
