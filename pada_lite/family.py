@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ConfigError, DataConfig, RunConfig, TrainConfig
+from .config import ConfigError, RunConfig, TrainConfig, paper
 from .data import ImageData
 from .provenance import write_json
 from .samplers import ArchListSampler, PathSampler, make_data_sampler
 from .samplers import make_path_sampler as make_sampler_over_ops
-from .spaces.nb201 import NB201_OPS, NUM_EDGES, NB201Supernet, SearchCell, SupernetConfig, product_index_to_arch
+from .spaces.nb201 import NB201_OPS, NUM_EDGES, NB201Supernet, SearchCell, product_index_to_arch
 from .training import Trainer, TrainingError
 
 GROUPINGS = ("none", "edge", "gm", "random")
@@ -431,18 +431,22 @@ class FamilyPreset:
     family: FamilyConfig
 
 
+def _nb201_cifar10_run(name: str, epochs: int, weight_decay: float) -> RunConfig:
+    """The paper preset's NB201 space and CIFAR-10 data, trained as both splitting papers do: SGD Nesterov, lr
+    0.025 -> 0.001 cosine, batch 48, clip 5, AMP and channels_last on CUDA (rank settings: the defaults)."""
+    base = paper()
+    return RunConfig(name=name, space=base.space, data=base.data,
+                     train=TrainConfig(epochs=epochs, batch_size=48, lr=0.025, lr_min=0.001, nesterov=True,
+                                       weight_decay=weight_decay, grad_clip=5.0, amp=True, channels_last=True))
+
+
 def few_shot_nb201() -> FamilyPreset:
     """Few-Shot NAS on NB201 / CIFAR-10 (aoiang/few-shot-NAS): a 600-epoch one-shot supernet, then edge 0 split into
     five sub-supernets trained 300 epochs each; SGD Nesterov, lr 0.025 -> 0.001 cosine, wd 1e-4, batch 48.
 
     A family epoch is one one-shot epoch of steps shared by the members, so 300 epochs per member after the split
     are 5 x 300 = 1500 family epochs: 2100 in all, the split at 600, a new cosine schedule at the split."""
-    run = RunConfig(
-        name="few-shot-nb201",
-        space=SupernetConfig(channels=16, cells_per_stage=5, in_channels=3, num_classes=10),
-        data=DataConfig(dataset="cifar10", image_size=None, train_size=None, test_size=None, augment=True),
-        train=TrainConfig(epochs=2100, batch_size=48, lr=0.025, lr_min=0.001, nesterov=True, weight_decay=1e-4,
-                          grad_clip=5.0, amp=True, channels_last=True))
+    run = _nb201_cifar10_run("few-shot-nb201", epochs=2100, weight_decay=1e-4)
     return FamilyPreset(run, FamilyConfig(grouping="edge", edge=0, split_epochs=(600,), restart_lr=True))
 
 
@@ -451,12 +455,7 @@ def gm_nb201() -> FamilyPreset:
     four sub-supernets, 60 epochs, Nesterov, batch 48, wd 5e-4, 100 batches per distance, children re-initialised
     at the last split (--restart final). The reference trains every sub-supernet a full epoch per epoch; at that
     ratio a family needs 15 + 2 x 15 + 4 x 30 = 165 family epochs, the splits at 15 and 45."""
-    run = RunConfig(
-        name="gm-nb201",
-        space=SupernetConfig(channels=16, cells_per_stage=5, in_channels=3, num_classes=10),
-        data=DataConfig(dataset="cifar10", image_size=None, train_size=None, test_size=None, augment=True),
-        train=TrainConfig(epochs=165, batch_size=48, lr=0.025, lr_min=0.001, nesterov=True, weight_decay=5e-4,
-                          grad_clip=5.0, amp=True, channels_last=True))
+    run = _nb201_cifar10_run("gm-nb201", epochs=165, weight_decay=5e-4)
     return FamilyPreset(run, FamilyConfig(grouping="gm", split_epochs=(15, 45), gm_batches=100,
                                           reinit_last_split=True))
 
