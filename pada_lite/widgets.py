@@ -178,25 +178,34 @@ def tau_schedule_widget(op_scores: Sequence, sample_scores: Sequence, schedules:
     """
     import ipywidgets as widgets
 
-    from .plotting import show
-
     recorded = _check_scores(op_scores, sample_scores)
     schedules = _schedules(schedules)
     schedule = widgets.Dropdown(options=list(schedules), description="τ schedule")
     epoch = widgets.IntSlider(value=1, min=1, max=recorded, description="epoch", continuous_update=False)
+    control = _live_control([schedule, epoch], lambda: tau_schedule_figure(
+        op_scores, sample_scores, {schedule.value: schedules[schedule.value]}, ops, num_epochs, epoch=epoch.value))
+    control.schedule, control.epoch = schedule, epoch
+    return control
+
+
+def _live_control(inputs: list, make_figure):
+    """A ``VBox`` of ``inputs`` above an ``output`` that shows ``make_figure()`` again whenever an input changes."""
+    import ipywidgets as widgets
+
+    from .plotting import show
+
     output = widgets.Output()
-    control = widgets.VBox([widgets.HBox([schedule, epoch]), output])
-    control.schedule, control.epoch, control.output = schedule, epoch, output
+    control = widgets.VBox([widgets.HBox(inputs), output])
+    control.output = output
 
     def redraw(_change=None) -> None:
-        control.figure = tau_schedule_figure(op_scores, sample_scores, {schedule.value: schedules[schedule.value]},
-                                             ops, num_epochs, epoch=epoch.value)
+        control.figure = make_figure()
         with output:
             output.clear_output(wait=True)
             show(control.figure)
 
-    schedule.observe(redraw, names="value")
-    epoch.observe(redraw, names="value")
+    for item in inputs:
+        item.observe(redraw, names="value")
     redraw()
     return control
 
@@ -272,23 +281,10 @@ def tau_value_widget(op_scores: Sequence, sample_scores: Sequence, ops: Sequence
     """
     import ipywidgets as widgets
 
-    from .plotting import show
-
     recorded = _check_scores(op_scores, sample_scores)
     epoch = widgets.IntSlider(value=recorded, min=1, max=recorded, description="epoch", continuous_update=False)
     tau = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="τ", continuous_update=False)
-    output = widgets.Output()
-    control = widgets.VBox([widgets.HBox([epoch, tau]), output])
-    control.epoch, control.tau, control.output = epoch, tau, output
-
-    def redraw(_change=None) -> None:
-        control.figure = tau_value_figure(op_scores[epoch.value - 1], sample_scores[epoch.value - 1], ops,
-                                          epoch=epoch.value, tau=tau.value)
-        with output:
-            output.clear_output(wait=True)
-            show(control.figure)
-
-    epoch.observe(redraw, names="value")
-    tau.observe(redraw, names="value")
-    redraw()
+    control = _live_control([epoch, tau], lambda: tau_value_figure(
+        op_scores[epoch.value - 1], sample_scores[epoch.value - 1], ops, epoch=epoch.value, tau=tau.value))
+    control.epoch, control.tau = epoch, tau
     return control
