@@ -74,6 +74,18 @@ def subset_report(acc: np.ndarray) -> dict:
             "seed_std": float(diffs.std() / np.sqrt(2.0)), **half_split_tau(acc)}
 
 
+def split_half(acc: np.ndarray, agreement) -> float:
+    """Mean ``agreement(half_mean_a, half_mean_b)`` over the splits of the seeds of ``acc`` [S, N] into two disjoint
+    halves of ``S // 2`` seeds (seed 0 always in the first; for odd S the last unused seed is left out)."""
+    seeds = len(acc)
+    if seeds < 2:
+        raise ValueError(f"a split-half agreement needs at least 2 seeds, got {seeds}")
+    half = seeds // 2
+    splits = [(a, [i for i in range(seeds) if i not in a][:half])
+              for a in itertools.combinations(range(seeds), half) if 0 in a]
+    return float(np.mean([agreement(acc[list(a)].mean(0), acc[b].mean(0)) for a, b in splits]))
+
+
 def half_split_tau(acc: np.ndarray) -> dict:
     """Tau between the mean accuracies of two disjoint halves of the seeds (mean over the splits), for >= 4 seeds:
     how well a ground truth of ``h = S // 2`` averaged seeds reproduces (for odd S each split leaves one seed out);
@@ -83,10 +95,7 @@ def half_split_tau(acc: np.ndarray) -> dict:
     if seeds < 4:
         return {}
     half = seeds // 2
-    splits = [(a, tuple(i for i in range(seeds) if i not in a)[:half])
-              for a in itertools.combinations(range(seeds), half) if 0 in a]
-    taus = [kendall_tau(acc[list(a)].mean(0), acc[list(b)].mean(0)) for a, b in splits]
-    half_tau = float(np.mean(taus))
+    half_tau = split_half(acc, kendall_tau)
     return {"half_seeds": half, "half_tau": half_tau,
             "full_tau_projected": tau_of_averages(half_tau, seeds / half)}
 

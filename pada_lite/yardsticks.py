@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-import itertools
 import json
 from functools import lru_cache
 from typing import Hashable, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from .metrics import kendall_tau
+from .reliability import split_half
 from .spaces.nb201 import NB201_OPS, NUM_EDGES, Arch, live_edges
 from .standalone import StandaloneConfig
 
@@ -124,18 +124,6 @@ def within_group_tau(true: Sequence[float], pred: Sequence[float], groups: Seque
     if untied_t == 0 or untied_p == 0:
         return None
     return float((dt * dp).sum() / np.sqrt(untied_t * untied_p))
-
-
-def split_half(acc: np.ndarray, agreement) -> float:
-    """Mean ``agreement(half_mean_a, half_mean_b)`` over the splits of the seeds of ``acc`` [S, N] into two disjoint
-    halves of ``S // 2`` seeds (seed 0 always in the first; for odd S the last unused seed is left out)."""
-    seeds = len(acc)
-    if seeds < 2:
-        raise ValueError(f"a split-half agreement needs at least 2 seeds, got {seeds}")
-    half = seeds // 2
-    splits = [(a, [i for i in range(seeds) if i not in a][:half])
-              for a in itertools.combinations(range(seeds), half) if 0 in a]
-    return float(np.mean([agreement(acc[list(a)].mean(0), acc[b].mean(0)) for a, b in splits]))
 
 
 # ------------------------------------------------------------------------------------------------- seeds
