@@ -46,15 +46,15 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .evalset import EVALUATION_SET_DOC, evaluation_archs, is_conv_only
+from .evalset import EVALUATION_SET_DOC, evaluation_archs, is_conv_only, sampled_archs
 from .groundtruth import GroundTruth
 from .paths import data_home, locate
 from .provenance import provenance, read_json, write_json
-from .runner import Context, Job, JobKind, config_diff, load_record, neutral, register, run_jobs
+from .runner import Context, Job, JobKind, config_diff, job_header, load_record, neutral, register, run_jobs
 from .spaces.nb201 import Arch, arch_to_str, str_to_arch
 from .standalone import StandaloneConfig, groups_of, total_steps
 
@@ -63,6 +63,26 @@ PILOT_RECORD = locate(data_home() / "groundtruth" / "lite_pilot.json")  # the se
 SEEDS = tuple(range(9))    # training seeds of the ground truth (its mean is over the seeds every arch has)
 RESUME_COMMAND = "python -m pada_lite groundtruth"
 SCORES = ("eval_acc", "test_acc")  # accuracy on test + held-out images (the ground truth), on the test set alone
+
+
+@dataclass(frozen=True)
+class GroundTruthPlan:
+    """A ground truth to compute: its archs and seeds, its folder, and the folders whose results it may reuse."""
+
+    name: str                          # folder <data home>/groundtruth/<name>, artifact <name>.json
+    archs: Callable[[], list]          # the archs, in unit order
+    seeds: tuple                       # training seeds; the ground truth is the mean over them
+    reuse: tuple = ()                  # sibling folders lending (arch, seed) results of the same config
+
+    def folder(self) -> Path:
+        """Where its units live."""
+        return data_home() / "groundtruth" / self.name
+
+
+PLANS = {  # lite (v1): all 169 evaluation archs, 9 seeds; v2: the 105 sampled archs, 24 seeds (v1's 9 reused)
+    "lite": GroundTruthPlan("lite", evaluation_archs, SEEDS),
+    "v2": GroundTruthPlan("v2", sampled_archs, tuple(range(24)), ("lite",)),
+}
 
 
 class GroundTruthError(RuntimeError):
@@ -105,10 +125,10 @@ class StandaloneJob:
 
 
 def plan_units(archs: Sequence[Arch], seeds: Sequence[int], group_size: int) -> list[Unit]:
-    """Units covering every (arch, seed): groups of ``group_size`` consecutive archs, group-major (both seeds of a
-    group run one after the other, so partial results already give seed-to-seed taus)."""
+    """Units covering every (arch, seed): groups of ``group_size`` consecutive archs, seed-major (a seed is complete
+    before the next starts, so a partial ground truth already has whole seeds to measure reliability on)."""
     groups = groups_of([tuple(a) for a in archs], group_size)
-    return [Unit(g, int(seed), tuple(group)) for g, group in enumerate(groups) for seed in seeds]
+    return [Unit(g, int(seed), tuple(group)) for seed in seeds for g, group in enumerate(groups)]
 
 
 def unit_job(out_dir: Path, unit: Unit, config: StandaloneConfig) -> Job:
@@ -116,6 +136,38 @@ def unit_job(out_dir: Path, unit: Unit, config: StandaloneConfig) -> Job:
     job_config = StandaloneJob(config, unit.seed, tuple(arch_to_str(a) for a in unit.archs))
     return Job("groundtruth", unit.name, job_config, Path(out_dir) / "units" / f"{unit.name}.json",
                Path(out_dir) / "partial" / unit.name)
+
+
+def reusable_results(folders: Sequence[Path], config: StandaloneConfig) -> dict[tuple[str, int], dict]:
+    """{(arch string, seed): its scores and CPU share} from the unit records in ``folders`` trained with ``config``.
+
+    A network's result does not depend on the other archs of its unit (:mod:`pada_lite.standalone`), so another
+    ground truth of the same config lends its (arch, seed) results.
+    """
+    found: dict[tuple[str, int], dict] = {}
+    for folder in folders:
+        for path in sorted((Path(folder) / "units").glob("*.json")):
+            record = read_json(path)
+            if record["job"]["kind"] != "groundtruth" or record["job"]["config"]["config"] != config.to_dict():
+                continue
+            share = {k: (record.get(k) or 0.0) / len(record["archs"]) for k in ("wall_time_s", "cpu_time_s")}
+            for i, arch in enumerate(record["archs"]):
+                found.setdefault((arch, int(record["seed"])), {
+                    **{key: record[key][i] for key in SCORES}, **share, "device": record.get("device"),
+                    "source": f"{Path(folder).name}/units/{path.name}"})
+    return found
+
+
+def reused_record(job: Job, unit: Unit, found: dict[tuple[str, int], dict]) -> dict | None:
+    """A record of ``unit`` assembled from results of other folders, or None unless every (arch, seed) is there."""
+    parts = [found.get((arch, unit.seed)) for arch in job.config.archs]
+    if None in parts:
+        return None
+    devices = sorted({p["device"] for p in parts if p["device"]})
+    return {**job_header(job), **provenance(job.config.config, unit.seed), "unit": unit.name,
+            "archs": list(job.config.archs), **{key: [p[key] for p in parts] for key in SCORES},
+            **{k: round(sum(p[k] for p in parts), 3) for k in ("wall_time_s", "cpu_time_s")},
+            "device": "; ".join(devices) or None, "reused_from": sorted({p["source"] for p in parts})}
 
 
 def artifact_path(out_dir: Path) -> Path:
@@ -161,21 +213,28 @@ register(JobKind("groundtruth", StandaloneJob, train_unit, work=lambda job: unit
 
 def compute_ground_truth(out_dir: str | Path = DEFAULT_OUT, seeds: Sequence[int] = SEEDS,
                          config: StandaloneConfig | None = None, archs: Sequence[Arch] | None = None,
-                         limit_units: int | None = None, workers: int = 2, progress: bool = True) -> dict:
+                         limit_units: int | None = None, workers: int = 2, progress: bool = True,
+                         reuse: Sequence[str | Path] = (), name: str = "lite") -> dict:
     """Train the units not yet done (at most ``limit_units``), saving each as it finishes; the merged payload.
 
     ``workers`` single-threaded processes train units in parallel (on a 2-core CPU two single-threaded workers beat
-    one two-threaded process, above all when the machine is shared); ``workers <= 1`` trains here.
+    one two-threaded process, above all when the machine is shared); ``workers <= 1`` trains here. A unit whose
+    every (arch, seed) is in the unit records of a ``reuse`` folder (same config) is assembled from them, not trained.
     """
     config = config or StandaloneConfig.lite()
     archs = [tuple(a) for a in (archs if archs is not None else evaluation_archs())]
     out_dir = Path(out_dir)
     units = plan_units(archs, seeds, config.group_size)
     jobs = {u.name: unit_job(out_dir, u, config) for u in units}
-    done = {name: record for name, job in jobs.items() if (record := load_record(job)) is not None}
+    done = {unit: record for unit, job in jobs.items() if (record := load_record(job)) is not None}
+    found = reusable_results([Path(f) for f in reuse], config) if reuse else {}
+    for unit in units:
+        if unit.name not in done and (record := reused_record(jobs[unit.name], unit, found)) is not None:
+            write_json(jobs[unit.name].path, record)
+            done[unit.name] = record
 
     def save_artifact() -> dict:
-        payload = merge_units(units, done, config, archs, seeds)
+        payload = merge_units(units, done, config, archs, seeds, name)
         write_json(artifact_path(out_dir), payload)
         return payload
 
@@ -183,13 +242,13 @@ def compute_ground_truth(out_dir: str | Path = DEFAULT_OUT, seeds: Sequence[int]
         done[job.name] = record
         save_artifact()
 
-    pending = [job for name, job in jobs.items() if name not in done][:limit_units]
+    pending = [job for unit, job in jobs.items() if unit not in done][:limit_units]
     run_jobs(pending, "ground truth", workers, progress=progress, on_record=on_record)
     return save_artifact()
 
 
 def merge_units(units: Sequence[Unit], done: dict[str, dict], config: StandaloneConfig, archs: Sequence[Arch],
-                seeds: Sequence[int]) -> dict:
+                seeds: Sequence[int], name: str = "lite") -> dict:
     """The merged artifact: per-seed accuracies (None where a unit is missing), their mean over the seeds that every
     arch has (``complete_seeds``: more seeds can be added without the ground truth going partial), provenance."""
     tables = {key: seed_table(units, done, archs, seeds, key) for key in SCORES}
@@ -197,10 +256,9 @@ def merge_units(units: Sequence[Unit], done: dict[str, dict], config: Standalone
     means = {key: mean_over_seeds({str(s): tables[key][str(s)] for s in complete_seeds}) if complete_seeds
              else [None] * len(archs) for key in SCORES}
     groups = {u.name: u.group for u in units}
-    unit_info = {name: {"group": groups.get(name, r.get("group")), **{k: r.get(k) for k in (
-        "seed", "wall_time_s", "cpu_time_s", "device", "created", "git_commit")}} for name, r in sorted(done.items())}
+    unit_info = {unit: unit_summary(r, groups.get(unit, r.get("group"))) for unit, r in sorted(done.items())}
     missing = [u.name for u in units if u.name not in done]
-    return {"name": "lite", "complete": not missing, "missing_units": missing,
+    return {"name": name, "complete": not missing, "missing_units": missing,
             "archs": [arch_to_str(a) for a in archs], "conv_only": [is_conv_only(a) for a in archs],
             "seeds": [int(s) for s in seeds], "complete_seeds": complete_seeds, **tables,
             "mean_eval_acc": means["eval_acc"], "mean_test_acc": means["test_acc"],
@@ -208,6 +266,12 @@ def merge_units(units: Sequence[Unit], done: dict[str, dict], config: Standalone
             "cpu_time_s_total": round(sum(r.get("cpu_time_s") or 0.0 for r in done.values()), 3),
             "units": unit_info, "evaluation_set": EVALUATION_SET_DOC,
             **provenance(config.to_dict())}
+
+
+def unit_summary(record: dict, group: int | None) -> dict:
+    """What the merged artifact keeps of a unit record (its cost and origin; ``reused`` if assembled from others)."""
+    keys = ("seed", "wall_time_s", "cpu_time_s", "device", "created", "git_commit")
+    return {"group": group, **{k: record.get(k) for k in keys}, **({"reused": True} if "reused_from" in record else {})}
 
 
 def seed_table(units: Sequence[Unit], done: dict[str, dict], archs: Sequence[Arch], seeds: Sequence[int],

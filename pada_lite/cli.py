@@ -100,19 +100,22 @@ def cmd_rank(args) -> int:
 
 
 def cmd_groundtruth(args) -> int:
-    from .benchmark import DEFAULT_OUT, compute_ground_truth
+    from .benchmark import PLANS, compute_ground_truth
     from .reliability import ground_truth_report
     from .standalone import StandaloneConfig
-    out = Path(args.out or DEFAULT_OUT)
+    plan = PLANS[args.benchmark]
+    out = Path(args.out or plan.folder())
+    args.seeds = args.seeds or list(plan.seeds)
     limit = 0 if args.status else args.limit_units
-    payload = compute_ground_truth(out, args.seeds, StandaloneConfig.lite(), limit_units=limit, workers=args.workers)
+    payload = compute_ground_truth(out, args.seeds, StandaloneConfig.lite(), plan.archs(), limit_units=limit,
+                                   workers=args.workers, reuse=[out.parent / r for r in plan.reuse], name=plan.name)
     done = len(payload["units"])
     total = done + len(payload["missing_units"])
     print(f"{done}/{total} units done ({payload['wall_time_s_total'] / 3600:.2f} h wall, "
           f"{payload['cpu_time_s_total'] / 3600:.2f} h cpu); artifact {out.with_suffix('.json')}")
     if payload["missing_units"]:
         print(f"missing: {' '.join(payload['missing_units'])} -- run `python -m pada_lite groundtruth "
-              f"--seeds {' '.join(map(str, args.seeds))}` to continue")
+              f"--benchmark {plan.name} --seeds {' '.join(map(str, args.seeds))}` to continue")
     for score, label in (("eval_acc", "test + held-out images (the ground truth)"), ("test_acc", "test set alone")):
         report = ground_truth_report(payload, score)
         print(f"accuracy on the {label}:")
@@ -330,18 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (accuracies equal up to rounding)")
     p.add_argument("--out", help="output JSON (default <run>/rank_<archs>.json)")
     p.set_defaults(func=cmd_rank)
-    from .benchmark import SEEDS
+    from .benchmark import PLANS
     p = sub.add_parser("groundtruth", help="train the lite benchmark's evaluation archs stand-alone (resumable)",
                        description="Compute the lite benchmark's ground truth: every evaluation arch trained "
                                    "stand-alone per seed. Each finished unit is saved in <out>/units/; re-running "
                                    "continues where it stopped; <out>.json is the merged artifact.")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
-                   help=f"training seeds (default: {' '.join(map(str, SEEDS))}; the ground truth is the mean over "
-                        "the seeds that every arch has, so it stays usable while more are added)")
+    p.add_argument("--benchmark", choices=sorted(PLANS), default="lite",
+                   help="which ground truth: lite (v1: 169 archs, 9 seeds) or v2 (the 105 sampled archs, 24 seeds, "
+                        "v1's seeds reused); default lite")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="training seeds (default: the benchmark's; the ground truth is the mean over the seeds that "
+                        "every arch has, so it stays usable while more are added)")
     p.add_argument("--limit-units", type=int, help="train at most this many missing units, then stop")
     p.add_argument("--status", action="store_true", help="train nothing: rebuild the artifact, report progress")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes, 1 thread each (default 2)")
-    p.add_argument("--out", help="units folder (default <data home>/groundtruth/lite; artifact <out>.json)")
+    p.add_argument("--out", help="units folder (default <data home>/groundtruth/<benchmark>; artifact <out>.json)")
     p.set_defaults(func=cmd_groundtruth)
     from .experiments import EXPERIMENTS
     p = sub.add_parser("experiment", help="run one named lite experiment; its artifact goes to <data home>/results/",

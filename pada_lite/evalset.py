@@ -96,6 +96,11 @@ def evaluation_archs() -> list[Arch]:
                               [sampled[i] for i in rng.permutation(len(sampled))])
 
 
+def sampled_archs() -> list[Arch]:
+    """The stratified sample alone (no conv-only archs), in the evaluation order: the v2 benchmark's archs."""
+    return [arch for arch in evaluation_archs() if not is_conv_only(arch)]
+
+
 def proportional_merge(first: Sequence, second: Sequence) -> list:
     """Interleave two lists so that every prefix holds them in (nearly) their overall proportion."""
     share, merged, i, j = len(first) / (len(first) + len(second)), [], 0, 0
