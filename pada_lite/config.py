@@ -70,6 +70,9 @@ class TrainConfig:
     pa_scope: str = "shared"           # PA distribution: shared (one vector over ops, reference) | edge (per edge)
     da_granularity: str = "sample"     # DA scores per sample (reference) or per class
     importance_weighting: bool = False  # multiply the loss by 1/(K p) and 1/(N q) (unbiased); reference: False
+    zero_filled_grads: bool = True     # zero (not free) the gradients before each step, as the reference (torch 1.7):
+                                       # every op sampled once keeps a zero gradient, so weight decay and momentum
+                                       # move it on every later step; False frees them (only the path is updated)
     amp: bool = False                  # bfloat16/float16 autocast on CUDA
     channels_last: bool = False        # channels_last memory format on CUDA
     device: str = neutral("auto")      # auto (cuda if available) | cpu | cuda | cuda:N
@@ -138,7 +141,13 @@ class RunConfig:
         return cls(**kwargs)
 
 
+LEGACY_DEFAULTS = {  # fields added after records existed: the value those records were trained with
+    "train": {"zero_filled_grads": False},   # before it, gradients were always freed (set_to_none=True)
+}
+
+
 def _build(cls, values: dict, section: str):
+    values = {**LEGACY_DEFAULTS.get(section, {}), **values}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:

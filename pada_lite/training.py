@@ -116,6 +116,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "path_sampler": self.path_sampler.state_dict(), "data_sampler": self.data_sampler.state_dict(),
                 "rng": rng_state({"sample": self.sample_gen, "augment": self.augment_gen}),
+                "with_grad": [i for i, p in enumerate(self.model.parameters()) if p.grad is not None],
                 "history": self.history, "elapsed": self.elapsed}
 
     def load_state_dict(self, state: dict) -> None:
@@ -131,6 +132,7 @@ class Trainer:
         self.epoch, self.step, self.order = state["epoch"], state["step"], state["order"]
         self.stats = state["stats"].to(self.device)
         self.history, self.elapsed = state["history"], state["elapsed"]
+        restore_zero_grads(self.model, state.get("with_grad", []))
 
     def save_checkpoint(self) -> None:
         if self.run_dir is not None:
@@ -154,7 +156,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, stats: torch.Tensor) -> None:
         """One optimizer step over the sampled path(s); accumulates [loss_sum, correct, count] into stats."""
         tc = self.config.train
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=not tc.zero_filled_grads)
         paths = self.path_sampler.sample()
         weights = self.data_sampler.loss_weights(idx)
         if tc.channels_last and x.is_cuda:
@@ -255,6 +257,14 @@ def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu") -> tu
     model = build_supernet(config.space).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), config
+
+
+def restore_zero_grads(model: torch.nn.Module, indices: list[int]) -> None:
+    """Give the parameters that had a gradient at the checkpoint a zero one again: with zero-filled gradients, SGD
+    keeps updating (weight decay, momentum) every parameter that has one, so resuming must restore the set."""
+    params = list(model.parameters())
+    for i in indices:
+        params[i].grad = torch.zeros_like(params[i])
 
 
 def check_same_config(saved: dict, current: dict) -> None:

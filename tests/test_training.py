@@ -73,3 +73,36 @@ def test_load_supernet_roundtrip(tiny_config, tiny_splits, tmp_path):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in result.model.state_dict().items())
     with pytest.raises(FileNotFoundError, match="train first"):
         load_supernet(tmp_path / "missing")
+
+
+def _op_weights_after_steps(config, splits, steps: int) -> dict:
+    """Weights of every op after ``steps`` steps, starting from an op sampled once and never again."""
+    trainer = Trainer(config, splits=splits)
+    x, y = splits.train.batch(torch.arange(64))
+    first = ("nor_conv_3x3",) * 6
+    later = ("skip_connect",) * 6
+    trainer.path_sampler.sample = lambda: [(first, 1.0)]
+    trainer.train_step(x, y, torch.arange(64), torch.zeros(3))
+    after_first = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.path_sampler.sample = lambda: [(later, 1.0)]
+    for _ in range(steps):
+        trainer.train_step(x, y, torch.arange(64), torch.zeros(3))
+    return {k: (after_first[k], v) for k, v in trainer.model.state_dict().items()}
+
+
+def test_zero_filled_grads_keep_moving_ops_sampled_before_as_the_reference(tiny_config, tiny_splits, one_thread):
+    conv = "cells.0.edges.0.nor_conv_3x3.1.weight"  # the conv3x3 of edge 0, sampled in the first step only
+    zero_filled = _op_weights_after_steps(override(tiny_config, ["train.zero_filled_grads=true"]), tiny_splits, 3)
+    freed = _op_weights_after_steps(override(tiny_config, ["train.zero_filled_grads=false"]), tiny_splits, 3)
+    before, after = zero_filled[conv]
+    assert not torch.equal(before, after)  # momentum and weight decay still move it (reference, torch 1.7)
+    before, after = freed[conv]
+    assert torch.equal(before, after)      # freed gradients: SGD skips it
+
+
+def test_records_without_zero_filled_grads_load_as_freed_gradients(tiny_config):
+    from pada_lite.config import RunConfig
+    old = tiny_config.to_dict()
+    del old["train"]["zero_filled_grads"]
+    assert tiny_config.train.zero_filled_grads is True  # the default follows the reference
+    assert RunConfig.from_dict(old).train.zero_filled_grads is False
