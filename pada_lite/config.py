@@ -108,6 +108,17 @@ class RankConfig:
     top_n: int = 5                     # Top-n-rank
     sample_archs: int = 200            # size of the random arch sample ranked besides the 64 conv-only archs
     sample_seed: int = 0
+    split: str = "test"                # images of the final ranking: test, or valid (held out of training)
+    images: int | None = None          # rank on the first `images` of that split (None: all of them)
+    every_epochs: int = 0              # also rank every N epochs during training (0: never)
+    epoch_images: int = 2000           # images of those in-training rankings (the first of the same split)
+
+    def __post_init__(self):
+        if self.split not in ("test", "valid"):
+            raise ConfigError(f"rank.split must be 'test' or 'valid', got {self.split!r}")
+        if self.images is not None and int(self.images) < 1 or int(self.every_epochs) < 0:
+            raise ConfigError(f"rank.images must be >= 1 or None and rank.every_epochs >= 0, got {self.images} and "
+                              f"{self.every_epochs}")
 
 
 @dataclass

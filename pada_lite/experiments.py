@@ -167,6 +167,56 @@ def ablation_units(seeds=ABLATION_SEEDS) -> list[Unit]:
     return reference + _units("ablations", {k: {"train": {**pada, **v}} for k, v in changes.items()}, seeds)
 
 
+# ---------------------------------------------------------------------------------- lite benchmark v2
+V2_EPOCHS = 100        # supernet epochs of 20k images (157 steps of 128 each): where SPOS's tau levels off
+V2_SEEDS = (0, 1, 2, 3, 4)
+V2_ABLATION_SEEDS = (0, 1, 2)
+V2_RANK_IMAGES = 10_000  # held-out training-set images of the final ranking (no network trained on them)
+V2_METHODS = {**METHODS,  # the main table: the five methods, then the options whose effect the issue asks about
+              "PA&DA unbiased": {**METHODS["PA&DA"], "importance_weighting": True},
+              "SPOS freed grads": {**METHODS["SPOS"], "zero_filled_grads": False},
+              "PA&DA freed grads": {**METHODS["PA&DA"], "zero_filled_grads": False}}
+V2_CURVES = ("SPOS", "PA&DA")  # main methods ranked every 10 epochs (tau against epochs, stability)
+
+
+def v2_base_config(**sections: dict) -> RunConfig:
+    """The v2 supernet: the ground truth's own networks (8x8, C=4, 3 cells per stage) on its 20k training images,
+    ranked on 10k of its held-out images; then ``sections``."""
+    from .standalone import StandaloneConfig
+    truth = StandaloneConfig.lite()
+    base = lite()
+    config = dataclasses.replace(
+        base, name="v2", data=truth.data_config(),
+        space=dataclasses.replace(base.space, channels=truth.channels, cells_per_stage=truth.cells_per_stage))
+    config = vary(config, train={"epochs": V2_EPOCHS, "progress": False},
+                  rank={"split": "valid", "images": V2_RANK_IMAGES})
+    return vary(config, **sections)
+
+
+def v2_units(name: str, settings: dict[str, dict], seeds) -> list[Unit]:
+    """One v2 unit per (setting, seed): ``settings`` maps a label to its train fields."""
+    return [Unit(name, label, seed, v2_base_config(train={**changes, "seed": seed},
+                                                    rank={"every_epochs": 10 if label in V2_CURVES else 0}))
+            for label, changes in settings.items() for seed in seeds]
+
+
+def v2_main_units(seeds=V2_SEEDS) -> list[Unit]:
+    """SPOS, FairNAS, PA, DA, PA&DA, PA&DA with unbiased weights, SPOS and PA&DA with freed gradients."""
+    return v2_units("v2-main", V2_METHODS, seeds)
+
+
+def v2_ablation_units(seeds=V2_ABLATION_SEEDS) -> list[Unit]:
+    """PA&DA with one setting changed (batch size at an equal number of steps, tau schedule, class-wise DA, per-edge
+    PA); its reference row is the main experiment's PA&DA units."""
+    pada = V2_METHODS["PA&DA"]
+    changes = {"batch=64": {"batch_size": 64, "epochs": V2_EPOCHS // 2},    # equal steps: epochs x 128 / batch
+               "batch=256": {"batch_size": 256, "epochs": V2_EPOCHS * 2},
+               "tau=constant 0.5": {"tau": 0.5}, "tau=cosine": {"tau": "cosine"},
+               "DA class-wise": {"da_granularity": "class"}, "per-edge PA": {"pa_scope": "edge"}}
+    reference = [u for u in v2_main_units(seeds) if u.label == "PA&DA"]
+    return reference + v2_units("v2-ablations", {k: {**pada, **v} for k, v in changes.items()}, seeds)
+
+
 SMOKE = {"data": {"train_size": 512, "test_size": 256, "image_size": 8}, "space": {"channels": 4, "cells_per_stage": 3},
          "train": {"epochs": 2, "batch_size": 64}, "rank": {"batch_size": 128}}
 
@@ -179,7 +229,13 @@ def smoke_units(seeds=(0,)) -> list[Unit]:
 
 EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {  # name -> units (each with its default seeds)
     "motivation": motivation_units, "main": main_units, "ablations": ablation_units, "stability": stability_units,
-    "smoke": smoke_units}
+    "smoke": smoke_units, "v2-main": v2_main_units, "v2-ablations": v2_ablation_units}
+BENCHMARK_OF = {"smoke": None, "v2-main": "v2", "v2-ablations": "v2"}  # ground truth (benchmark.PLANS); else lite
+
+
+def benchmark_of(name: str) -> str | None:
+    """The ground-truth plan experiment ``name`` is scored against (None: none, the smoke run)."""
+    return BENCHMARK_OF.get(name, "lite")
 
 
 # ------------------------------------------------------------------------------------------ running units
@@ -197,18 +253,29 @@ def evaluation_archs_for(name: str) -> tuple:
     """The archs the units of experiment ``name`` rank: the benchmark's evaluation set (16 conv archs for 'smoke')."""
     if name == "smoke":
         return tuple(conv_only_archs()[::4])
-    from .evalset import evaluation_archs
-    return tuple(evaluation_archs())
+    from .benchmark import PLANS
+    return tuple(PLANS[benchmark_of(name)].archs())
 
 
-def _rank_callback(archs, test, batch_size):
+def _rank_callback(archs, test, batch_size, every: int = 1):
+    """Epoch callback ranking ``archs`` on ``test`` every ``every`` epochs and after the last one."""
     from .evaluation import evaluate_archs
 
     def rank_epoch(trainer, summary):
+        if (trainer.epoch + 1) % every and trainer.epoch + 1 != trainer.config.train.epochs:
+            return {}
         acc = evaluate_archs(trainer.model, archs, test, batch_size)
         return {"epoch_supernet_acc": [round(float(a), 3) for a in acc]}
 
     return rank_epoch
+
+
+def ranking_images(rank, splits):
+    """The images a supernet is ranked on (``rank``: a RankConfig): the first ``rank.images`` of its split."""
+    data = splits.valid if rank.split == "valid" else splits.test
+    if data is None:
+        raise ExperimentError("rank.split='valid' needs held-out images: set data.valid_size > 0")
+    return data if rank.images is None else data.subset(np.arange(min(rank.images, len(data))))
 
 
 def epoch_progress_callback(on_progress):
@@ -237,11 +304,15 @@ def train_and_rank(job: SupernetJob, context: Context) -> dict:
         sub = splits.test.subset(np.arange(min(EPOCH_RANK_TEST_IMAGES, len(splits.test))))
         conv = set(conv_only_archs())
         callbacks.append(_rank_callback([a for a in ranked if a in conv], sub, config.rank.batch_size))
+    images = ranking_images(config.rank, splits)
+    if config.rank.every_epochs:
+        sub = images.subset(np.arange(min(config.rank.epoch_images, len(images))))
+        callbacks.append(_rank_callback(ranked, sub, config.rank.batch_size, config.rank.every_epochs))
     callbacks.append(epoch_progress_callback(context.on_progress))
     start = time.perf_counter()
     result = Trainer(config, context.partial, splits, callbacks).run()
     train_time = time.perf_counter() - start
-    acc = evaluate_archs(result.model, ranked, splits.test, config.rank.batch_size)
+    acc = evaluate_archs(result.model, ranked, images, config.rank.batch_size)
     return {"experiment": job.experiment, "label": job.label, "seed": config.train.seed, "archs": list(job.archs),
             "supernet_acc": [round(float(a), 3) for a in acc], "history": result.history,
             "train_time_s": round(train_time, 2),
@@ -376,11 +447,13 @@ def summarise(name: str, records: list[dict | None]) -> dict:
 
 
 def _ground_truth(name: str):
-    """(GroundTruth, its fingerprint) of the lite benchmark, or (None, None) for 'smoke'."""
-    if name == "smoke":
+    """(GroundTruth, its fingerprint) the experiment is scored against, or (None, None) for 'smoke'."""
+    plan = benchmark_of(name)
+    if plan is None:
         return None, None
-    from .benchmark import ground_truth_fingerprint, load_lite_ground_truth
-    return load_lite_ground_truth(), ground_truth_fingerprint()
+    from .benchmark import PLANS, artifact_path, ground_truth_fingerprint, load_lite_ground_truth
+    path = artifact_path(PLANS[plan].folder())
+    return load_lite_ground_truth(path), ground_truth_fingerprint(path)
 
 
 def stability_analysis(records: list[dict]) -> dict:

@@ -214,20 +214,21 @@ def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndar
             "nb201_cifar10_tau": kendall_tau(nb201, mean)}
 
 
-def main_yardsticks() -> dict:
-    """The yardsticks of the lite main experiment (``python -m pada_lite report --json``): ground truth, methods
-    (tau with CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power."""
-    from .benchmark import load_lite_ground_truth, read_artifact
-    from .experiments import experiment_units, load_experiment, load_unit
+def main_yardsticks(experiment: str = "main") -> dict:
+    """The yardsticks of a main experiment (``python -m pada_lite report --json``): ground truth, methods (tau with
+    CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power."""
+    from .benchmark import PLANS, artifact_path, load_lite_ground_truth, read_artifact
+    from .experiments import benchmark_of, experiment_units, load_experiment, load_unit
     from .spaces import str_to_arch
-    load_experiment("main")  # raises with the command to run when the saved runs are stale or missing
-    payload = read_artifact()
+    load_experiment(experiment)  # raises with the command to run when the saved runs are stale or missing
+    path = artifact_path(PLANS[benchmark_of(experiment)].folder())
+    payload = read_artifact(path)
     archs = [str_to_arch(a) for a in payload["archs"]]
-    truth = load_lite_ground_truth().accuracies(archs)
+    truth = load_lite_ground_truth(path).accuracies(archs)
     nb201 = nb201_cifar10_scores(archs)
     groups = [live_op_counts(a) for a in archs]
     runs: dict[str, dict[int, dict]] = {}
-    for unit in experiment_units("main"):
+    for unit in experiment_units(experiment):
         record = load_unit(unit)
         position = {str_to_arch(a): k for k, a in enumerate(record["archs"])}
         pred = np.asarray(record["supernet_acc"], dtype=float)[[position[a] for a in archs]]
@@ -237,7 +238,7 @@ def main_yardsticks() -> dict:
     baselines = [{"name": name, **ranking_yardsticks(truth, score, groups, nb201)}
                  for name, score in baseline_scores(archs).items()]
     return {"ground_truth": ground_truth_yardsticks(payload, archs, nb201),
-            "main": {"experiment": "main", "num_archs": len(archs), "reference": REFERENCE_METHOD,
+            "main": {"experiment": experiment, "num_archs": len(archs), "reference": REFERENCE_METHOD,
                      "methods": rows, "baselines": baselines,
                      "paired_difference_sd": sd, "paired_seeds": pairs,
                      "min_detectable_tau_difference": min_detectable_difference(sd, pairs),

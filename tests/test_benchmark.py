@@ -93,7 +93,7 @@ def test_resume_skips_finished_units(tmp_path, fake_training, monkeypatch):
     written = []
     monkeypatch.setattr(bm, "write_json", lambda path, payload: written.append(path) or write_json(path, payload))
     partial = run(out, limit=3)
-    assert fake_training == ["g00-s0", "g00-s1", "g01-s0"] and partial["missing_units"] == ["g01-s1"]
+    assert fake_training == ["g00-s0", "g01-s0", "g00-s1"] and partial["missing_units"] == ["g01-s1"]  # seed-major
     assert written.count(out.with_suffix(".json")) == 4  # the merged artifact after every unit, and at the end
     with pytest.raises(GroundTruthError, match=r"partial: units \['g01-s1'\] are missing.*pada_lite groundtruth"):
         load_lite_ground_truth(out.with_suffix(".json"), TINY)
@@ -103,6 +103,25 @@ def test_resume_skips_finished_units(tmp_path, fake_training, monkeypatch):
     arch = evaluation_archs()[0]
     assert truth[arch] == pytest.approx(80.05 + arch_to_product_index(arch) % 7)
     assert sorted(p.name for p in (out / "units").iterdir()) == [f"g0{g}-s{s}.json" for g in (0, 1) for s in (0, 1)]
+
+
+def test_units_are_assembled_from_the_results_of_another_folder_of_the_same_config(tmp_path, fake_training):
+    archs = evaluation_archs()[:4]
+    old = run(tmp_path / "old", archs=archs)                          # 4 archs x seeds 0, 1 in 2 units per seed
+    fake_training.clear()
+    picked = [archs[1], archs[2]]                                       # one group of 2, across the old units
+    new = compute_ground_truth(tmp_path / "new", (0, 1, 2), TINY, picked, workers=1, progress=False,
+                               reuse=[tmp_path / "old"], name="v2")
+    assert fake_training == ["g00-s2"]                                  # seeds 0, 1 came from the old folder
+    assert new["name"] == "v2" and new["complete"] and new["complete_seeds"] == [0, 1, 2]
+    assert new["eval_acc"]["0"] == old["eval_acc"]["0"][1:3]
+    assert new["units"]["g00-s0"]["reused"] and "reused" not in new["units"]["g00-s2"]
+    record = json.loads((tmp_path / "new" / "units" / "g00-s1.json").read_text())
+    assert record["reused_from"] == ["old/units/g00-s1.json", "old/units/g01-s1.json"]
+    fake_training.clear()
+    other = StandaloneConfig(**{**TINY.to_dict(), "epochs": 2})
+    compute_ground_truth(tmp_path / "other", (0,), other, picked, workers=1, progress=False, reuse=[tmp_path / "old"])
+    assert fake_training == ["g00-s0"]                                  # another config lends nothing
 
 
 def test_corrupt_unit_is_reported_with_a_fix(tmp_path, fake_training):

@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from pada_lite import experiments, runner
 from pada_lite.experiments import (
@@ -14,6 +15,7 @@ from pada_lite.experiments import (
     run_experiment,
     unit_path,
 )
+from pada_lite.spaces import arch_to_str
 
 
 def assert_same_run(new: dict, old: dict) -> None:
@@ -169,3 +171,35 @@ def test_late_gradient_variance_averages_the_last_epochs_and_reports_their_swing
     assert row["grad_var_final"]["mean"] == pytest.approx(0.1 * 1.5)
     assert row["grad_var_late"]["mean"] == pytest.approx(np.mean([0.0505, 0.101]))
     assert row["grad_var_late_swing"] == pytest.approx(100.0)
+
+
+def test_v2_supernet_ranks_the_ground_truths_own_networks_on_held_out_images():
+    from pada_lite.benchmark import PLANS
+    from pada_lite.standalone import StandaloneConfig
+    truth = StandaloneConfig.lite()
+    main = experiment_units("v2-main")
+    assert {u.label for u in main} == set(experiments.V2_METHODS) and len(main) == 8 * len(experiments.V2_SEEDS)
+    for unit in main:
+        c = unit.config
+        assert (c.space.channels, c.space.cells_per_stage) == (truth.channels, truth.cells_per_stage)
+        assert c.data == truth.data_config()                        # the ground truth's training and held-out images
+        assert (c.rank.split, c.rank.images) == ("valid", 10_000)  # ranked on images neither ever trained on
+        assert unit.job().config.archs == tuple(arch_to_str(a) for a in PLANS["v2"].archs())
+    assert experiments.benchmark_of("v2-main") == "v2" and experiments.benchmark_of("main") == "lite"
+    spos = {u.seed: u.config for u in main if u.label == "SPOS"}
+    freed = {u.seed: u.config for u in main if u.label == "SPOS freed grads"}
+    assert all(spos[s].train.zero_filled_grads and not freed[s].train.zero_filled_grads for s in spos)
+
+
+def test_v2_ablations_hold_the_number_of_steps_equal():
+    units = experiment_units("v2-ablations")
+    steps = {u.label: u.config.train.epochs * 20_000 / u.config.train.batch_size for u in units}
+    assert steps["batch=64"] == steps["batch=256"] == steps["PA&DA"]
+
+
+def test_ranking_images_take_the_first_images_of_the_split(tiny_config, tiny_splits):
+    from pada_lite.config import override
+    rank = override(tiny_config, ["rank.images=100"]).rank
+    assert torch.equal(experiments.ranking_images(rank, tiny_splits).images, tiny_splits.test.images[:100])
+    with pytest.raises(ExperimentError, match="valid_size > 0"):
+        experiments.ranking_images(override(tiny_config, ["rank.split=valid"]).rank, tiny_splits)
