@@ -62,6 +62,7 @@ DEFAULT_OUT = data_home() / "groundtruth" / "lite"
 PILOT_RECORD = locate(data_home() / "groundtruth" / "lite_pilot.json")  # the settings tried before the lite one
 SEEDS = tuple(range(9))    # training seeds of the ground truth (its mean is over the seeds every arch has)
 RESUME_COMMAND = "python -m pada_lite groundtruth"
+PROVENANCE_KEYS = ("pada_lite_version", "torch_version", "python", "device", "git_commit", "created")
 SCORES = ("eval_acc", "test_acc")  # accuracy on test + held-out images (the ground truth), on the test set alone
 
 
@@ -235,7 +236,9 @@ def compute_ground_truth(out_dir: str | Path = DEFAULT_OUT, seeds: Sequence[int]
 
     def save_artifact() -> dict:
         payload = merge_units(units, done, config, archs, seeds, name)
-        write_json(artifact_path(out_dir), payload)
+        path = artifact_path(out_dir)
+        if not path.exists() or without_provenance(read_json(path)) != without_provenance(payload):
+            write_json(path, payload)  # unchanged results keep their file (and its date) as committed
         return payload
 
     def on_record(job: Job, record: dict) -> None:
@@ -245,6 +248,11 @@ def compute_ground_truth(out_dir: str | Path = DEFAULT_OUT, seeds: Sequence[int]
     pending = [job for unit, job in jobs.items() if unit not in done][:limit_units]
     run_jobs(pending, "ground truth", workers, progress=progress, on_record=on_record)
     return save_artifact()
+
+
+def without_provenance(payload: dict) -> dict:
+    """The payload without where and when it was written (compares two writes of the same results)."""
+    return {k: v for k, v in payload.items() if k not in PROVENANCE_KEYS}
 
 
 def merge_units(units: Sequence[Unit], done: dict[str, dict], config: StandaloneConfig, archs: Sequence[Arch],

@@ -94,7 +94,9 @@ def test_resume_skips_finished_units(tmp_path, fake_training, monkeypatch):
     monkeypatch.setattr(bm, "write_json", lambda path, payload: written.append(path) or write_json(path, payload))
     partial = run(out, limit=3)
     assert fake_training == ["g00-s0", "g01-s0", "g00-s1"] and partial["missing_units"] == ["g01-s1"]  # seed-major
-    assert written.count(out.with_suffix(".json")) == 4  # the merged artifact after every unit, and at the end
+    assert written.count(out.with_suffix(".json")) == 3  # the merged artifact after every unit
+    run(out, limit=0)                                      # --status: nothing new, the committed file stays as it is
+    assert written.count(out.with_suffix(".json")) == 3
     with pytest.raises(GroundTruthError, match=r"partial: units \['g01-s1'\] are missing.*pada_lite groundtruth"):
         load_lite_ground_truth(out.with_suffix(".json"), TINY)
     complete = run(out)
