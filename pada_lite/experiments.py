@@ -176,7 +176,7 @@ V2_METHODS = {**METHODS,  # the main table: the five methods, then the options w
               "PA&DA unbiased": {**METHODS["PA&DA"], "importance_weighting": True},
               "SPOS freed grads": {**METHODS["SPOS"], "zero_filled_grads": False},
               "PA&DA freed grads": {**METHODS["PA&DA"], "zero_filled_grads": False}}
-V2_CURVES = ("SPOS", "PA&DA")  # main methods ranked every 10 epochs (tau against epochs, stability)
+V2_CURVES = ("SPOS", "PA&DA")  # methods ranked every 10 epochs (tau against epochs), at both budgets
 
 
 def v2_base_config(**sections: dict) -> RunConfig:
@@ -196,8 +196,12 @@ def v2_base_config(**sections: dict) -> RunConfig:
 def v2_units(name: str, settings: dict[str, dict], seeds) -> list[Unit]:
     """One v2 unit per (setting, seed): ``settings`` maps a label to its train fields."""
     return [Unit(name, label, seed, v2_base_config(train={**changes, "seed": seed},
-                                                    rank={"every_epochs": 10 if label in V2_CURVES else 0}))
+                                                    rank={"every_epochs": 10 if _curve(label) else 0}))
             for label, changes in settings.items() for seed in seeds]
+
+
+def _curve(label: str) -> bool:
+    return label in V2_CURVES or label.removesuffix(" 2x epochs") in V2_CURVES
 
 
 def v2_main_units(seeds=V2_SEEDS) -> list[Unit]:
@@ -207,14 +211,16 @@ def v2_main_units(seeds=V2_SEEDS) -> list[Unit]:
 
 def v2_ablation_units(seeds=V2_ABLATION_SEEDS) -> list[Unit]:
     """PA&DA with one setting changed (batch size at an equal number of steps, tau schedule, class-wise DA, per-edge
-    PA); its reference row is the main experiment's PA&DA units."""
+    PA), and SPOS and PA&DA at twice the budget; the reference rows are the main experiment's units."""
     pada = V2_METHODS["PA&DA"]
     changes = {"batch=64": {"batch_size": 64, "epochs": V2_EPOCHS // 2},    # equal steps: epochs x 128 / batch
                "batch=256": {"batch_size": 256, "epochs": V2_EPOCHS * 2},
                "tau=constant 0.5": {"tau": 0.5}, "tau=cosine": {"tau": "cosine"},
                "DA class-wise": {"da_granularity": "class"}, "per-edge PA": {"pa_scope": "edge"}}
-    reference = [u for u in v2_main_units(seeds) if u.label == "PA&DA"]
-    return reference + v2_units("v2-ablations", {k: {**pada, **v} for k, v in changes.items()}, seeds)
+    settings = {k: {**pada, **v} for k, v in changes.items()}
+    settings.update({f"{m} 2x epochs": {**V2_METHODS[m], "epochs": 2 * V2_EPOCHS} for m in V2_CURVES})
+    reference = [u for u in v2_main_units(seeds) if u.label in V2_CURVES]
+    return reference + v2_units("v2-ablations", settings, seeds)
 
 
 SMOKE = {"data": {"train_size": 512, "test_size": 256, "image_size": 8}, "space": {"channels": 4, "cells_per_stage": 3},

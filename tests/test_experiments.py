@@ -194,7 +194,10 @@ def test_v2_supernet_ranks_the_ground_truths_own_networks_on_held_out_images():
 def test_v2_ablations_hold_the_number_of_steps_equal():
     units = experiment_units("v2-ablations")
     steps = {u.label: u.config.train.epochs * 20_000 / u.config.train.batch_size for u in units}
-    assert steps["batch=64"] == steps["batch=256"] == steps["PA&DA"]
+    assert steps["batch=64"] == steps["batch=256"] == steps["PA&DA"] == steps["SPOS"]
+    assert steps["SPOS 2x epochs"] == steps["PA&DA 2x epochs"] == 2 * steps["SPOS"]
+    main = {u.identity for u in experiment_units("v2-main")}
+    assert {u.label for u in units if u.identity in main} == {"SPOS", "PA&DA"}  # shared with the main table
 
 
 def test_ranking_images_take_the_first_images_of_the_split(tiny_config, tiny_splits):
