@@ -34,6 +34,13 @@ How it was chosen (``data/groundtruth/lite_pilot.json``; pilot archs: the first 
   seed noise to spread is 0.57-1.0 against 0.52 for the lite setting on the same archs: training the networks
   better shrinks the noise and the spread together. Hence the seeds are averaged instead.
 
+**Version 2** (``PLANS["v2"]``, ``python -m pada_lite groundtruth --benchmark v2``, artifact
+``data/groundtruth/v2.json``): the same networks and training, on the 105 stratified archs only (the 64 conv-only
+archs differ by less than their seed noise) and averaged over 24 seeds, so that two halves of 12 seeds agree to a
+Kendall tau of about 0.90 (measured when complete; the pilots in ``benchmarks/pilot_v2.py`` projected 12 per half).
+The results of v1's units are reused for the (arch, seed) pairs they hold (:func:`reusable_results`): a network's
+result does not depend on the archs trained beside it. Units run seed-major, so a partial v2 has whole seeds.
+
 Budget: 11 units of 16 archs per seed, two single-threaded workers on a 2-core machine.
 :func:`pada_lite.reliability.ground_truth_cost` computes the CPU hours from the unit records, split by the CPU each
 unit ran on (the README and the chapter print it): CPU kinds differ several-fold on this convolution-bound training,

@@ -3,6 +3,7 @@ whole mean (Spearman-Brown), accuracy spread and seed noise; and what it cost, p
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -74,16 +75,28 @@ def subset_report(acc: np.ndarray) -> dict:
             "seed_std": float(diffs.std() / np.sqrt(2.0)), **half_split_tau(acc)}
 
 
+MAX_SPLITS = 1000  # split-halves averaged at most: beyond, that many drawn at random (fixed seed)
+
+
+def half_splits(seeds: int) -> list[tuple[list[int], list[int]]]:
+    """Splits of ``seeds`` seeds into two disjoint halves of ``seeds // 2`` (seed 0 always in the first; for odd
+    counts the last unused seed is left out): all of them, or MAX_SPLITS drawn at random without repeats."""
+    half = seeds // 2
+    rest = lambda a: [i for i in range(seeds) if i not in a][:half]  # noqa: E731
+    if math.comb(seeds - 1, half - 1) <= MAX_SPLITS:
+        return [(list(a), rest(a)) for a in itertools.combinations(range(seeds), half) if 0 in a]
+    rng, drawn = np.random.default_rng(0), set()
+    while len(drawn) < MAX_SPLITS:
+        drawn.add((0, *sorted(rng.choice(np.arange(1, seeds), half - 1, replace=False).tolist())))
+    return [(list(a), rest(a)) for a in sorted(drawn)]
+
+
 def split_half(acc: np.ndarray, agreement) -> float:
     """Mean ``agreement(half_mean_a, half_mean_b)`` over the splits of the seeds of ``acc`` [S, N] into two disjoint
-    halves of ``S // 2`` seeds (seed 0 always in the first; for odd S the last unused seed is left out)."""
-    seeds = len(acc)
-    if seeds < 2:
-        raise ValueError(f"a split-half agreement needs at least 2 seeds, got {seeds}")
-    half = seeds // 2
-    splits = [(a, [i for i in range(seeds) if i not in a][:half])
-              for a in itertools.combinations(range(seeds), half) if 0 in a]
-    return float(np.mean([agreement(acc[list(a)].mean(0), acc[b].mean(0)) for a, b in splits]))
+    halves (:func:`half_splits`)."""
+    if len(acc) < 2:
+        raise ValueError(f"a split-half agreement needs at least 2 seeds, got {len(acc)}")
+    return float(np.mean([agreement(acc[a].mean(0), acc[b].mean(0)) for a, b in half_splits(len(acc))]))
 
 
 def half_split_tau(acc: np.ndarray) -> dict:

@@ -42,16 +42,22 @@ def neutral(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={NEUTRAL: True})
 
 
-def identity_fields(config: Any) -> Any:
-    """The config as plain JSON values without its neutral fields (nested dataclasses included)."""
+def identity_fields(config: Any, skip_defaults: bool = True) -> Any:
+    """The config as plain JSON values without its neutral fields and (``skip_defaults``) without the plain fields
+    left at their default, nested dataclasses included: a field added later with a default keeps every identity."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {f.name: identity_fields(getattr(config, f.name)) for f in dataclasses.fields(config)
-                if not f.metadata.get(NEUTRAL)}
+        return {f.name: identity_fields(getattr(config, f.name), skip_defaults) for f in dataclasses.fields(config)
+                if not f.metadata.get(NEUTRAL) and not (skip_defaults and _at_default(f, getattr(config, f.name)))}
     if isinstance(config, dict):
-        return {str(k): identity_fields(v) for k, v in config.items()}
+        return {str(k): identity_fields(v, skip_defaults) for k, v in config.items()}
     if isinstance(config, (list, tuple)):
-        return [identity_fields(v) for v in config]
+        return [identity_fields(v, skip_defaults) for v in config]
     return config
+
+
+def _at_default(f: dataclasses.Field, value: Any) -> bool:
+    """Whether a field holds its plain default (fields with a default factory always count)."""
+    return f.default is not dataclasses.MISSING and type(value) is type(f.default) and value == f.default
 
 
 def identity(config: Any) -> str:
@@ -62,7 +68,7 @@ def identity(config: Any) -> str:
 
 def config_diff(old: Any, new: Any) -> list[str]:
     """'field: old -> new' for every non-neutral field that differs (dotted paths)."""
-    a, b = _flatten(identity_fields(old)), _flatten(identity_fields(new))
+    a, b = _flatten(identity_fields(old, False)), _flatten(identity_fields(new, False))
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

@@ -23,7 +23,7 @@ from .data import load_splits
 from .experiments import RESULTS_DIR, base_config, epoch_progress_callback, vary
 from .family import FamilyConfig, FamilyTrainer, evaluate_family, lite_family
 from .provenance import provenance, write_json
-from .runner import Context, Job, JobKind, load_record, neutral, register, run_jobs
+from .runner import Context, Job, JobKind, load_record, neutral, recorded_identity, register, run_jobs
 from .spaces import arch_to_str, conv_only_archs, str_to_arch
 from .yardsticks import live_op_counts, mean_ci95, within_group_tau
 
@@ -203,7 +203,7 @@ def summarise(records: list[dict | None]) -> dict:
     return {"experiment": NAME, "rows": rows, "paired": paired_differences(by_label),
             "epochs": records[0]["config"]["train"]["epochs"], "paper_budget_ratios": PAPER_BUDGET_RATIOS,
             "units": [f"{r['label']}-seed{r['seed']}" for r in records],
-            "identities": sorted({r["job"]["identity"] for r in records}), "ground_truth": ground_truth_fingerprint(),
+            "identities": sorted({recorded_identity(r) for r in records}), "ground_truth": ground_truth_fingerprint(),
             "unit_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "device": records[0]["device"],
             **{k: v for k, v in provenance().items() if k != "device"}}
 

@@ -230,3 +230,13 @@ def test_report_json_baselines_include_size_and_op_counts(report_json):
     expected = stats.kendalltau(payload["mean_eval_acc"], pools).statistic
     assert baselines["minus live avg_pool_3x3"]["tau"] == pytest.approx(expected)
     assert baselines["parameters"]["within_group_tau"] is None  # the same op counts: the same size
+
+
+def test_split_halves_are_all_enumerated_when_few_and_drawn_when_many():
+    from pada_lite.reliability import MAX_SPLITS, half_splits
+    few = half_splits(6)
+    assert len(few) == 10 and all(0 in a and not set(a) & set(b) and len(a) == len(b) == 3 for a, b in few)
+    assert half_splits(5)[0] == ([0, 1], [2, 3])  # odd: the last unused seed is left out
+    many = half_splits(24)
+    assert len(many) == MAX_SPLITS == len({tuple(a) for a, _ in many})
+    assert all(0 in a and not set(a) & set(b) and len(a) == len(b) == 12 for a, b in many)
