@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 
 from .config import ConfigError, RunConfig
-from .data import Splits
+from .data import FolderSplits, Splits
 from .provenance import read_json, write_json
 from .training import Trainer, TrainingError, TrainResult
 
@@ -102,11 +102,12 @@ class _Step:
 class DistributedTrainer(Trainer):
     """A :class:`Trainer` whose steps are shared by the ranks of the default process group."""
 
-    def __init__(self, config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
-                 epoch_callbacks=None):
+    def __init__(self, config: RunConfig, run_dir: str | Path | None = None,
+                 splits: Splits | FolderSplits | None = None, epoch_callbacks=None):
         if not dist.is_initialized():
             raise ConfigError("DistributedTrainer needs a process group: call init_distributed() first")
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.shard = (self.rank, self.world_size)
         if self.rank != 0:                            # one progress bar (train.progress does not change results)
             config = dataclasses.replace(config, train=dataclasses.replace(config.train, progress=False))
         super().__init__(config, run_dir, splits, epoch_callbacks)
@@ -120,10 +121,10 @@ class DistributedTrainer(Trainer):
             dist.broadcast(tensor, src=0)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, stats: torch.Tensor) -> None:
-        """One step on this rank's shard of the global batch (x, y, idx); adds the global statistics to stats."""
+        """One step on this rank's rows (x, y) of the global batch ``idx``; adds the global statistics to stats."""
         shard = slice(self.rank, None, self.world_size)
-        self.step_state = _Step(idx, y, len(y[shard]), torch.zeros(3, device=stats.device))
-        super().train_step(x[shard], y[shard], idx[shard], self.step_state.stats)
+        self.step_state = _Step(idx, self.labels[idx], len(y), torch.zeros(3, device=stats.device))
+        super().train_step(x, y, idx[shard], self.step_state.stats)
         stats += self.step_state.stats
 
     def exchange(self) -> None:
@@ -190,7 +191,7 @@ def _to_cpu(obj):
     return obj
 
 
-def train_distributed(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
+def train_distributed(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | FolderSplits | None = None,
                       resume: bool = True, epoch_callbacks=None) -> TrainResult:
     """Entry point under torchrun: join the group, train on this rank's shards, leave the group."""
     init_distributed()
