@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, RunConfig, TrainConfig
-from .data import ImageData, ImageFolderLoader, imagenet_folder
+from .data import FolderSplits, ImageData, ImageFolderLoader, Splits, decode_all, imagenet_folder
 from .evaluation import recalibrate_bn
 from .paths import data_home
 from .provenance import provenance, write_json
@@ -77,7 +77,8 @@ def lite() -> tuple[RunConfig, SearchConfig]:
 def full() -> tuple[RunConfig, SearchConfig]:
     """GPU preset: the ProxylessNAS space on ImageNet at 224 px and SPOS's evolution under 400 M FLOPs.
 
-    The supernet needs ImageNet through :mod:`pada_lite.data` (ImageFolder), which the in-memory Trainer does not read.
+    ImageNet is read from ``data.root`` (``root/train``, 50,000 of its images held out for the search's fitness, as SPOS
+    does) through :class:`~pada_lite.data.ImageFolderLoader`; set ``data.root`` (CLI: ``--data``) before training.
     """
     run = RunConfig(name="mobilenet-full", space=MobileNetSupernetConfig(),
                     data=DataConfig(dataset="imagenet", image_size=224, train_size=None, valid_size=50000),
@@ -142,18 +143,25 @@ def _summary(result: SearchResult, table: FlopsTable) -> dict:
             "mflops": [table.mflops(a) for a in result.evaluated]}
 
 
-def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bool = True) -> dict:
-    """Train (or resume) the supernet of ``run`` in ``out/supernet``, search it, write ``out/search.json``."""
-    from .data import load_splits
-    from .training import train_supernet
+def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bool = True,
+               workers: int = 8) -> dict | None:
+    """Train (or resume) the supernet of ``run`` in ``out/supernet``, search it, write ``out/search.json``.
+
+    ImageNet (``data.dataset="imagenet"``, ``data.root``) is read through ``workers`` loader processes. Under torchrun
+    every process trains its share of each batch; rank 0 alone then searches (the others return None).
+    """
+    from .data import load_data
     out = Path(out)
-    splits = load_splits(run.data)
-    if splits.valid is None:
+    data = load_data(run.data, workers)
+    if data.valid is None:
         raise ValueError("the search validates on held-out training images: set data.valid_size > 0")
     start = time.perf_counter()
-    trained = train_supernet(run, out / "supernet", splits, resume=resume)
+    trained = _train_for_search(run, out / "supernet", data, resume)
+    if trained is None:
+        return None
     device = next(trained.model.parameters()).device
-    record = search_supernet(trained.model, run.space, splits.train.to(device), splits.valid.to(device), config)
+    calibration, valid = search_images(data, config, workers)
+    record = search_supernet(trained.model, run.space, calibration.to(device), valid.to(device), config)
     best = record["evolution"]
     payload = {"arch": best["best"], "mflops": best["best_mflops"], "flops_limit": config.flops_limit,
                "flops_convention": "multiply-accumulates of convolutions and linear layers (ProxylessNAS/SPOS 'FLOPs')",
@@ -161,6 +169,34 @@ def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bo
                **record, **provenance(run, run.train.seed, device, time.perf_counter() - start)}
     write_json(out / "search.json", payload)
     return payload
+
+
+def _train_for_search(run: RunConfig, run_dir: Path, data, resume: bool):
+    """The trained supernet: in this process, or data-parallel under torchrun (None on ranks other than 0)."""
+    import os
+
+    from .training import train_supernet
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return train_supernet(run, run_dir, data, resume=resume)
+    from .distributed import train_distributed
+    trained = train_distributed(run, run_dir, data, resume=resume)
+    return trained if int(os.environ["RANK"]) == 0 else None
+
+
+def search_images(data: Splits | FolderSplits, config: SearchConfig, workers: int = 8) -> tuple[ImageData,
+                                                                                                 ImageData]:
+    """The training images BN is recalibrated on and the held-out images candidates are scored on, in memory.
+
+    Folder data are decoded once through a loader (the calibration images: ``bn_batches * bn_batch_size`` training
+    images, drawn by ``config.seed``, with a fixed training crop each; the held-out images: center crops), so the
+    1000 candidates of an evolution do not decode the validation images 1000 times.
+    """
+    if isinstance(data, Splits):
+        return data.train, data.valid
+    count = min(config.bn_batches * config.bn_batch_size, len(data.train))
+    pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed))[:count]
+    return (decode_all(data.train.subset(pick, seed=config.seed), data.workers, config.bn_batch_size),
+            decode_all(data.valid, data.workers, config.eval_batch_size))
 
 
 # ---------------------------------------------------------------------------------------------- retraining
