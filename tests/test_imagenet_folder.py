@@ -1,0 +1,174 @@
+"""The full tier's ImageNet path on a tiny fake ImageFolder (3 classes x 8 PNGs, 32 px crops, CPU): supernet training
+from the loader with PA and DA and its exact mid-epoch resume, the search on the folder, 2-process gloo runs of the
+supernet training and of retraining against one process, and the one-line errors of the command line."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pada_lite.config import DataConfig, RunConfig, TrainConfig
+from pada_lite.data import DataError, FolderSplits, ImageFolderLoader, folder_splits, imagenet_folder
+from pada_lite.distributed import spawn_local, train_distributed
+from pada_lite.spaces import build_supernet
+from pada_lite.spaces.mobilenet import FlopsTable, MobileNetSupernetConfig
+from pada_lite.training import Trainer
+from tests.test_distributed import ghost_batch_norm
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
+
+SPACE = MobileNetSupernetConfig(width_mult=0.25, input_size=32, in_channels=3, num_classes=3, stem_stride=2,
+                                stage_blocks=(1, 2, 1), stage_widths=(16, 24, 32), stage_strides=(2, 1, 2),
+                                head_channels=64)
+WORLD = 2
+TRAIN = dict(epochs=3, batch_size=6, lr=0.05, progress=False, device="cpu", path_sampler="importance", pa_scope="edge",
+             data_sampler="importance")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """train/ and val/: 3 classes x 8 random 40x40 PNGs each (train) and x 2 (val)."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp("imagenet")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 2)):
+        for c, label in enumerate(("ant", "bee", "cow")):
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 160, (40, 40, 3), dtype=np.uint8)
+                pixels[:, :, c] = 255 - pixels[:, :, c] // 4                  # learnable: the class's channel is bright
+                Image.fromarray(pixels).save(root / split / label / f"{i}.png")
+    return root
+
+
+def tiny_run(root, **train) -> RunConfig:
+    """PA per block + DA on the folder's 18 training images (6 held out), batch 6 -> 3 steps per epoch."""
+    return RunConfig(name="tiny-imagenet", space=SPACE,
+                     data=DataConfig(dataset="imagenet", root=str(root), image_size=32, train_size=None, valid_size=6),
+                     train=TrainConfig(**{**TRAIN, **train}))
+
+
+def splits(config: RunConfig) -> FolderSplits:
+    return folder_splits(config.data, workers=0)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_folder_splits_hold_out_valid_images_with_the_eval_transform(folder):
+    data = folder_splits(tiny_run(folder).data, workers=0)
+    assert (len(data.train), len(data.valid)) == (18, 6) and data.valid.classes == ["ant", "bee", "cow"]
+    train_paths = {p for p, _ in data.train.samples}
+    assert train_paths.isdisjoint(p for p, _ in data.valid.samples) and len(train_paths) == 18
+    assert data.valid[2][0].shape == (3, 32, 32)
+
+
+def test_supernet_trains_from_the_folder_and_resumes_mid_epoch_exactly(folder, tmp_path):
+    """PA + DA from the loader; a run killed in epoch 2 resumes from its step checkpoint to the same bits."""
+    config = tiny_run(folder, checkpoint_every_steps=1)
+    reference = Trainer(config, tmp_path / "a", splits(config))
+    reference.run()
+    assert len(reference.history) == 3 and all(np.isfinite(h["train_loss"]) for h in reference.history)
+    assert len(reference.data_sampler.q) == 18                             # DA drew epochs 1 and 2 from q
+
+    killed = Trainer(config, tmp_path / "b", splits(config))
+    original, steps = killed.train_step, {"n": 0}
+
+    def dying_step(*args):
+        if steps["n"] == 5:  # epoch 1, step 3: the last checkpoint is after its step 2
+            raise Interrupt
+        steps["n"] += 1
+        original(*args)
+    killed.train_step = dying_step
+    with pytest.raises(Interrupt):
+        killed.run()
+    resumed = Trainer(config, tmp_path / "b", splits(config))
+    assert resumed.try_resume() and (resumed.epoch, resumed.step) == (1, 2)
+    assert len(resumed.order) == 18 and len(set(resumed.order.tolist())) < 18   # DA draws with replacement
+    resumed.run()
+    for (name, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(reference.path_sampler.probabilities(), resumed.path_sampler.probabilities())
+    assert torch.equal(reference.data_sampler.q, resumed.data_sampler.q)
+    assert [h["train_loss"] for h in reference.history] == [h["train_loss"] for h in resumed.history]
+
+
+def test_loader_reads_an_order_with_repeats_as_rank_rows(folder):
+    """Two ranks' rows of each batch make the one-process batch; a repeated image gets a second crop."""
+    data = imagenet_folder(folder, "train", 32, seed=4)
+    order = torch.tensor([3, 3, 7, 0, 11, 5, 3])
+    whole = list(ImageFolderLoader(data, 4, workers=0).read(2, order))
+    ranks = [list(ImageFolderLoader(data, 4, workers=0, rank=r, world_size=2).read(2, order)) for r in range(2)]
+    for b, (x, y, i) in enumerate(whole):
+        assert torch.equal(x[0::2], ranks[0][b][0]) and torch.equal(x[1::2], ranks[1][b][0])
+        assert torch.equal(i, order[4 * b:4 * b + 4]) and torch.equal(y[1::2], ranks[1][b][1])
+    assert not torch.equal(whole[0][0][0], whole[0][0][1])                 # image 3 twice, two random crops
+    tail = list(ImageFolderLoader(data, 4, workers=0).read(2, order, start=1))
+    assert torch.equal(tail[0][0], whole[1][0])
+
+
+def test_search_on_the_folder_returns_an_arch_under_the_limit_with_provenance(folder, tmp_path):
+    from pada_lite.mobilenet_search import SearchConfig, run_search
+    from pada_lite.provenance import read_json
+    run = tiny_run(folder, path_sampler="uniform", data_sampler="uniform")
+    run.train.epochs = 1
+    table = FlopsTable(SPACE)
+    limit = round(float(np.mean(table.bounds())), 3)
+    search = SearchConfig(flops_limit=limit, population=4, iterations=2, parents=2, bn_batches=2, bn_batch_size=4,
+                          eval_batch_size=4)
+    record = run_search(run, search, tmp_path, workers=0)
+    saved = read_json(tmp_path / "search.json")
+    assert saved["arch"] == record["arch"] and saved["mflops"] == pytest.approx(table.mflops(saved["arch"].split("-")))
+    assert max(saved["evolution"]["mflops"] + saved["random"]["mflops"]) <= limit
+    assert saved["config"]["data"]["dataset"] == "imagenet" and {"git_commit", "device", "wall_time_s"} <= set(saved)
+    assert 0 <= saved["fitness"] <= 100 and len(saved["supernet_history"]) == 1
+
+
+# --------------------------------------------------------------------------------------------- torchrun
+def supernet_worker(rank: int, world: int, config: dict, out: str) -> None:
+    """One rank of a data-parallel supernet run on the folder; saves its final weights."""
+    torch.set_num_threads(1)
+    config = RunConfig.from_dict(config)
+    result = train_distributed(config, f"{out}/run", splits(config))
+    torch.save(result.model.state_dict(), f"{out}/rank{rank}.pt")
+
+
+def test_two_ranks_on_the_folder_equal_one_process_with_per_shard_batch_norm(folder, tmp_path, monkeypatch):
+    config = tiny_run(folder, epochs=2, lr=0.01)   # at lr 0.05 BN over 3-image shards amplifies rounding to 2e-4
+    spawn_local(WORLD, supernet_worker, (config.to_dict(), str(tmp_path)))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    weights = [name for name, _ in build_supernet(SPACE).named_parameters()]   # BN running statistics: per rank
+    assert weights and all(torch.equal(ranks[0][k], ranks[1][k]) for k in weights)
+    monkeypatch.setattr(nn.BatchNorm2d, "forward", ghost_batch_norm(WORLD))
+    single = Trainer(config, splits=splits(config)).run(resume=False).model.state_dict()
+    for k in weights:
+        torch.testing.assert_close(ranks[0][k], single[k], rtol=1e-4, atol=1e-5)   # float summation order only
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def test_missing_root_and_oversized_subset_name_the_fix(folder, monkeypatch):
+    monkeypatch.delenv("PADA_LITE_DATA", raising=False)
+    with pytest.raises(DataError, match="pass --data <root holding train/>"):
+        folder_splits(DataConfig(dataset="imagenet"))
+    with pytest.raises(DataError, match="only 18 training images remain"):
+        folder_splits(dataclasses.replace(tiny_run(folder).data, train_size=19))
+
+
+def test_cli_full_search_errors_are_one_line(tmp_path, capsys):
+    from pada_lite.cli import main
+    out = ["--out", str(tmp_path / "run")]
+    assert main(["search", "--space", "mobilenet", "--preset", "full", *out]) == 2
+    assert main(["search", "--space", "mobilenet", "--preset", "full", "--data", str(tmp_path / "nowhere"), *out]) == 2
+    assert main(["search", "--space", "mobilenet", "--data", str(tmp_path), *out]) == 2
+    assert main(["search", "--space", "darts", "--preset", "full"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: the full preset reads ImageNet: pass --data <root holding train/>",
+                     f"error: ImageNet split folder {tmp_path / 'nowhere' / 'train'} does not exist: pass the root "
+                     "that holds train/ and val/ with one sub-folder per class",
+                     "error: --data applies to --preset full (the lite preset reads Fashion-MNIST)",
+                     "error: --preset full does not exist for search --space darts: choose lite or paper"]
+    assert not (tmp_path / "run").exists()
