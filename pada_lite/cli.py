@@ -255,22 +255,40 @@ def cmd_retrain_mobilenet(args) -> int:
         raise ConfigError("name the arch: --arch k3_e6-skip-... or --search <run>/search.json")
     arch = args.arch or read_json(Path(args.search))["arch"]
     config = dataclasses.replace(retrain_preset(args.preset), seed=args.seed)
-    if args.preset == "full":
-        if not args.data:
-            raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
-        from .training import resolve_device
-        train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed, args.workers,
-                                       resolve_device(config.device))
-        space = dataclasses.replace(run.space, dropout=FULL_RETRAIN_DROPOUT)
-    else:
-        from .data import load_splits
-        data = load_splits(lite_retrain_data())
-        train, test, space = data.train, data.test, run.space
-    out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
-    result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed, resume=not args.restart)
+    if args.preset == "full" and not args.data:
+        raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
+    env = _join_torchrun()  # None in a single process
+    try:
+        if args.preset == "full":
+            from .training import resolve_device
+            train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed,
+                                           args.workers, resolve_device(config.device), rank=env.rank if env else 0,
+                                           world_size=env.world_size if env else 1)
+            space = dataclasses.replace(run.space, dropout=FULL_RETRAIN_DROPOUT)
+        else:
+            from .data import load_splits
+            data = load_splits(lite_retrain_data())
+            train, test, space = data.train, data.test, run.space
+        out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
+        result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed,
+                              resume=not args.restart)
+    finally:
+        if env is not None:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+    if env is not None and env.rank != 0:
+        return 0
     print(f"{arch}: test accuracy {result.test_acc:.2f} % after {config.epochs} epochs ({result.wall_time_s:.0f} s on "
           f"{result.device}); written {out}")
     return 0
+
+
+def _join_torchrun():
+    """This process's place in a torchrun job (joining its process group), or None when run alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return None
+    from .distributed import init_distributed
+    return init_distributed()
 
 
 # options of `search` / `retrain` that only one space reads: (option, its default, the space)

@@ -236,28 +236,39 @@ class EpochBatches:
 
 
 def imagenet_sources(root: str | Path, image_size: int = 224, batch_size: int = 256, seed: int = 0,
-                     workers: int = 8, device: str = "cuda", channels_last: bool = True) -> tuple[EpochBatches,
-                                                                                                  EpochBatches]:
-    """Training and validation batches of an ImageNet folder (``root/train``, ``root/val``) for a Retrainer."""
+                     workers: int = 8, device: str = "cuda", channels_last: bool = True, rank: int = 0,
+                     world_size: int = 1) -> tuple[EpochBatches, EpochBatches]:
+    """Training and validation batches of an ImageNet folder (``root/train``, ``root/val``) for a Retrainer; under
+    torchrun the training batches are this rank's rows of each global batch of ``batch_size``."""
     train = imagenet_folder(root, "train", image_size, seed)
     val = imagenet_folder(root, "val", image_size, seed)
-    return (EpochBatches(ImageFolderLoader(train, batch_size, seed, workers, device, True, channels_last)),
+    return (EpochBatches(ImageFolderLoader(train, batch_size, seed, workers, device, True, channels_last,
+                                           rank=rank, world_size=world_size)),
             EpochBatches(ImageFolderLoader(val, batch_size, seed, workers, device, False, channels_last), False))
 
 
 def retrain_arch(arch, space: MobileNetSupernetConfig, config: RetrainConfig, train, test,
                  run_dir: str | Path | None = None, seed: int = 0, resume: bool = True) -> RetrainResult:
-    """Train ``arch`` from scratch (weights seeded by ``seed``; data order by ``config.seed``), resuming ``run_dir``."""
+    """Train ``arch`` from scratch (weights seeded by ``seed``; data order by ``config.seed``), resuming ``run_dir``;
+    data-parallel (:class:`~pada_lite.distributed.DistributedRetrainer`) when a torch.distributed group is up."""
     arch = check_arch(arch, space)
     torch.manual_seed(seed)
     info = {"space": dataclasses.asdict(space), "arch": arch_to_str(arch), "mflops": FlopsTable(space).mflops(arch),
             "init_seed": seed}
-    trainer = Retrainer(MobileNetNetwork(arch, space), train, test, config, run_dir, info)
+    trainer = _retrainer_class()(MobileNetNetwork(arch, space), train, test, config, run_dir, info)
     if resume:
         trainer.try_resume()
     if isinstance(train, EpochBatches):
         train.epoch = trainer.epoch  # a resumed run continues with the epoch it stopped in
     return trainer.run(resume=False)
+
+
+def _retrainer_class() -> type[Retrainer]:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        from .distributed import DistributedRetrainer
+        return DistributedRetrainer
+    return Retrainer
 
 
 # ------------------------------------------------------------------------------------- the lite experiment
