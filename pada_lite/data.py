@@ -2,6 +2,8 @@
 
 The lite tier holds Fashion-MNIST (optionally resized) in memory as uint8 tensors; a batch is a slice by dataset
 index, normalised (and, for CIFAR, augmented) on the device, so data importance sampling sees every sample's index.
+ImageNet stays on disk: :class:`ImageFolderLoader` reads any order of dataset indices (the data sampler's) in worker
+processes, so the same samplers and the same training loop serve both.
 """
 from __future__ import annotations
 
@@ -226,7 +228,8 @@ def load_splits(config: DataConfig) -> Splits:
         train_x, train_y = load_cifar(config, "train")
         test_x, test_y = load_cifar(config, "test")
     else:
-        raise DataError("ImageNet is not held in memory: use pada_lite.data.imagenet_folder(root, split)")
+        raise DataError("ImageNet is not held in memory: read it with pada_lite.data.load_data(config) (folder splits "
+                        "for the Trainer) or imagenet_folder(root, split)")
     mean, std = STATS[config.dataset]
     classes = NUM_CLASSES[config.dataset]
     gen = torch.Generator().manual_seed(config.split_seed)

@@ -9,6 +9,7 @@ Presets: ``lite`` (Fashion-MNIST at 28 px, width 0.35, 11 choice blocks, CPU min
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +161,7 @@ def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bo
     if trained is None:
         return None
     device = next(trained.model.parameters()).device
-    calibration, valid = search_images(data, config, workers)
+    calibration, valid = search_images(data, config)
     record = search_supernet(trained.model, run.space, calibration.to(device), valid.to(device), config)
     best = record["evolution"]
     payload = {"arch": best["best"], "mflops": best["best_mflops"], "flops_limit": config.flops_limit,
@@ -173,8 +174,6 @@ def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bo
 
 def _train_for_search(run: RunConfig, run_dir: Path, data, resume: bool):
     """The trained supernet: in this process, or data-parallel under torchrun (None on ranks other than 0)."""
-    import os
-
     from .training import train_supernet
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return train_supernet(run, run_dir, data, resume=resume)
@@ -183,8 +182,7 @@ def _train_for_search(run: RunConfig, run_dir: Path, data, resume: bool):
     return trained if int(os.environ["RANK"]) == 0 else None
 
 
-def search_images(data: Splits | FolderSplits, config: SearchConfig, workers: int = 8) -> tuple[ImageData,
-                                                                                                 ImageData]:
+def search_images(data: Splits | FolderSplits, config: SearchConfig) -> tuple[ImageData, ImageData]:
     """The training images BN is recalibrated on and the held-out images candidates are scored on, in memory.
 
     Folder data are decoded once through a loader (the calibration images: ``bn_batches * bn_batch_size`` training
