@@ -220,10 +220,17 @@ def cmd_search_mobilenet(args) -> int:
     run, search = mobilenet_preset(args.preset)
     if args.flops_limit is not None:
         search.flops_limit = args.flops_limit
+    if (args.preset == "full") != bool(args.data):
+        raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/>" if args.data is None
+                          else "--data applies to --preset full (the lite preset reads Fashion-MNIST)")
+    if args.data:
+        run.data.root = str(Path(args.data).expanduser().resolve())
     out = Path(args.out or f"runs/mobilenet-{args.preset}-{search.flops_limit:g}M")
     print(f"mobilenet {args.preset}: supernet {run.train.epochs} epochs, then evolution ({search.budget} candidates) "
           f"and random search under {search.flops_limit:g} M FLOPs -> {out}")
-    record = run_search(run, search, out, resume=not args.restart)
+    record = run_search(run, search, out, resume=not args.restart, workers=args.workers)
+    if record is None:  # a torchrun rank other than 0: rank 0 searches and writes
+        return 0
     print(f"best {record['arch']}: {record['mflops']:.2f} M FLOPs, fitness {record['fitness']:.2f} %; random search: "
           f"{record['random']['best_mflops']:.2f} M, {record['random']['best_fitness']:.2f} %; "
           f"written {out / 'search.json'}")
@@ -248,32 +255,50 @@ def cmd_retrain_mobilenet(args) -> int:
         raise ConfigError("name the arch: --arch k3_e6-skip-... or --search <run>/search.json")
     arch = args.arch or read_json(Path(args.search))["arch"]
     config = dataclasses.replace(retrain_preset(args.preset), seed=args.seed)
-    if args.preset == "full":
-        if not args.data:
-            raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
-        from .training import resolve_device
-        train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed, args.workers,
-                                       resolve_device(config.device))
-        space = dataclasses.replace(run.space, dropout=FULL_RETRAIN_DROPOUT)
-    else:
-        from .data import load_splits
-        data = load_splits(lite_retrain_data())
-        train, test, space = data.train, data.test, run.space
-    out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
-    result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed, resume=not args.restart)
+    if args.preset == "full" and not args.data:
+        raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
+    env = _join_torchrun()  # None in a single process
+    try:
+        if args.preset == "full":
+            from .training import resolve_device
+            train, test = imagenet_sources(args.data, run.space.input_size, config.batch_size, args.seed,
+                                           args.workers, resolve_device(config.device), rank=env.rank if env else 0,
+                                           world_size=env.world_size if env else 1)
+            space = dataclasses.replace(run.space, dropout=FULL_RETRAIN_DROPOUT)
+        else:
+            from .data import load_splits
+            data = load_splits(lite_retrain_data())
+            train, test, space = data.train, data.test, run.space
+        out = Path(args.out or f"runs/mobilenet-{args.preset}-retrain-s{args.seed}")
+        result = retrain_arch(tuple(arch.split("-")), space, config, train, test, out, args.seed,
+                              resume=not args.restart)
+    finally:
+        if env is not None:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+    if env is not None and env.rank != 0:
+        return 0
     print(f"{arch}: test accuracy {result.test_acc:.2f} % after {config.epochs} epochs ({result.wall_time_s:.0f} s on "
           f"{result.device}); written {out}")
     return 0
 
 
+def _join_torchrun():
+    """This process's place in a torchrun job (joining its process group), or None when run alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return None
+    from .distributed import init_distributed
+    return init_distributed()
+
+
 # options of `search` / `retrain` that only one space reads: (option, its default, the space)
 SPACE_OPTIONS = {"search": {"sampler": ("pada", "darts"), "set": (None, "darts"), "comparison": (False, "darts"),
-                            "limit_units": (None, "darts"), "seed": (0, "darts"), "workers": (None, "darts"),
+                            "limit_units": (None, "darts"), "seed": (0, "darts"), "data": (None, "mobilenet"),
                             "flops_limit": (None, "mobilenet"), "restart": (False, "mobilenet")},
                  "retrain": {"genotype": (None, "darts"), "set": (None, "darts"), "arch": (None, "mobilenet"),
                              "search": (None, "mobilenet"), "data": (None, "mobilenet"),
                              "workers": (None, "mobilenet"), "restart": (False, "mobilenet")}}
-SPACE_PRESETS = {"darts": ("lite", "paper"), "mobilenet": {"search": ("lite",), "retrain": ("lite", "full")}}
+SPACE_PRESETS = {"darts": ("lite", "paper"), "mobilenet": ("lite", "full")}
 
 
 def check_space_options(args) -> None:
@@ -282,7 +307,6 @@ def check_space_options(args) -> None:
         if space != args.space and getattr(args, option) != default:
             raise ConfigError(f"--{option.replace('_', '-')} applies to --space {space}, not --space {args.space}")
     presets = SPACE_PRESETS[args.space]
-    presets = presets[args.command] if isinstance(presets, dict) else presets
     if args.preset not in presets:
         raise ConfigError(f"--preset {args.preset} does not exist for {args.command} --space {args.space}: "
                           f"choose {' or '.join(presets)}")
@@ -292,7 +316,7 @@ def cmd_search(args) -> int:
     """search --space darts|mobilenet."""
     check_space_options(args)
     if args.workers is None:
-        args.workers = 1
+        args.workers = 1 if args.space == "darts" else 8
     return (cmd_search_darts if args.space == "darts" else cmd_search_mobilenet)(args)
 
 
@@ -377,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the result with provenance: <out>/genotype.json (darts) or <out>/search.json "
                                    "(mobilenet).")
     p.add_argument("--space", required=True, choices=["darts", "mobilenet"], help="search space")
-    p.add_argument("--preset", default="lite", choices=["lite", "paper"],
-                   help="lite (CPU, Fashion-MNIST 28x28, minutes) or paper (darts only: GPU, CIFAR-10, DARTS settings)")
+    p.add_argument("--preset", default="lite", choices=["lite", "paper", "full"],
+                   help="lite (CPU, Fashion-MNIST 28x28, minutes); darts: paper (GPU, CIFAR-10, DARTS settings); "
+                        "mobilenet: full (GPU, ImageNet folder, SPOS settings; torchrun for several GPUs)")
     p.add_argument("--out", help="run folder (default runs/<space>-<preset>-...)")
     p.add_argument("--sampler", default="pada", choices=["spos", "pada"], help="darts: supernet path and data samplers")
     p.add_argument("--seed", type=int, default=0, help="darts: supernet training seed")
@@ -389,7 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="darts: run the lite comparison instead (SPOS and PA&DA searches, DARTS V2, 5 random "
                         "genotypes, 3 retraining seeds each; resumable) -> data/results/darts_lite.json")
     p.add_argument("--limit-units", type=int, help="darts, with --comparison: run at most this many missing units")
-    p.add_argument("--workers", type=int, help="darts, with --comparison: parallel single-threaded processes (1)")
+    p.add_argument("--workers", type=int, help="darts, with --comparison: parallel single-threaded processes (1); "
+                                              "mobilenet, full preset: data loader worker processes (8)")
+    p.add_argument("--data", help="mobilenet, full preset: ImageNet root holding train/ (50,000 images of it are "
+                                  "held out for the search)")
     p.add_argument("--flops-limit", type=float, help="mobilenet: largest FLOPs (M multiply-accumulates) of an arch")
     p.add_argument("--restart", action="store_true", help="mobilenet: ignore an existing supernet checkpoint")
     p.set_defaults(func=cmd_search)

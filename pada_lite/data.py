@@ -2,6 +2,8 @@
 
 The lite tier holds Fashion-MNIST (optionally resized) in memory as uint8 tensors; a batch is a slice by dataset
 index, normalised (and, for CIFAR, augmented) on the device, so data importance sampling sees every sample's index.
+ImageNet stays on disk: :class:`ImageFolderLoader` reads any order of dataset indices (the data sampler's) in worker
+processes, so the same samplers and the same training loop serve both.
 """
 from __future__ import annotations
 
@@ -226,7 +228,8 @@ def load_splits(config: DataConfig) -> Splits:
         train_x, train_y = load_cifar(config, "train")
         test_x, test_y = load_cifar(config, "test")
     else:
-        raise DataError("ImageNet is not held in memory: use pada_lite.data.imagenet_folder(root, split)")
+        raise DataError("ImageNet is not held in memory: read it with pada_lite.data.load_data(config) (folder splits "
+                        "for the Trainer) or imagenet_folder(root, split)")
     mean, std = STATS[config.dataset]
     classes = NUM_CLASSES[config.dataset]
     gen = torch.Generator().manual_seed(config.split_seed)
@@ -253,32 +256,47 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 class SeededImageFolder(torch.utils.data.Dataset):
     """A class-per-folder image tree (``torchvision.datasets.ImageFolder``) whose items are ``(uint8 [3,S,S], label,
-    index)`` and whose random augmentation depends only on ``(seed, epoch, index)``.
+    index)`` and whose random augmentation depends only on ``(seed, epoch, position)``.
 
-    Keys are ``(epoch, index)`` pairs (what :class:`EpochSampler` yields): the augmentation of an image is the same
-    whatever the number of loader workers and whether the run was interrupted, so a resumed run sees the same
-    batches. Images are decoded by PIL and cropped there; they stay uint8 until the device normalises them.
+    Keys are ``(epoch, position, index)`` triples (what :class:`ImageFolderLoader` asks for; ``position``: the place of
+    the image in its epoch's order): the augmentation of an image is the same whatever the number of loader workers or
+    processes and whether the run was interrupted, so a resumed run sees the same batches, and an image drawn twice in
+    one epoch (data importance sampling draws with replacement) gets two crops. Images are decoded by PIL and cropped
+    there; they stay uint8 until the device normalises them.
     """
 
     def __init__(self, folder: Path, transform, seed: int = 0):
         from torchvision import datasets
-        self.folder = datasets.ImageFolder(str(folder), loader=str, is_valid_file=_is_image)  # items: (path, label)
+        found = datasets.ImageFolder(str(folder), loader=str, is_valid_file=_is_image)
+        self.samples: list[tuple[str, int]] = found.samples                   # (path, label) per image
         self.transform, self.seed = transform, int(seed)
-        self.classes = self.folder.classes
+        self.classes = found.classes
 
     def __len__(self) -> int:
-        return len(self.folder)
+        return len(self.samples)
+
+    @property
+    def labels(self) -> torch.Tensor:  # [N] int64
+        return torch.tensor([label for _, label in self.samples], dtype=torch.int64)
+
+    def subset(self, indices: torch.Tensor, transform=None, seed: int | None = None) -> "SeededImageFolder":
+        """The images ``indices`` (renumbered from 0), optionally with another transform or augmentation seed."""
+        copy = object.__new__(SeededImageFolder)
+        copy.samples = [self.samples[i] for i in indices.tolist()]
+        copy.transform = self.transform if transform is None else transform
+        copy.seed, copy.classes = self.seed if seed is None else int(seed), self.classes
+        return copy
 
     def __getitem__(self, key):
-        epoch, index = key if isinstance(key, tuple) else (0, key)
-        path, label = self.folder.samples[index]
+        epoch, position, index = key if isinstance(key, tuple) else (0, key, key)
+        path, label = self.samples[index]
         from PIL import Image, UnidentifiedImageError
         try:
             with Image.open(path) as file:
                 image = file.convert("RGB")
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(f"cannot decode image {path} ({err}): the file is corrupt; delete or replace it") from err
-        seed = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
+        seed = (self.seed * 1_000_003 + epoch) * 10_000_019 + position
         if torch.utils.data.get_worker_info() is not None:  # a loader worker: its global RNG is ours to reseed
             torch.manual_seed(seed)
             return self.transform(image), label, index
@@ -291,26 +309,17 @@ def _is_image(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """``(epoch, index)`` keys of one epoch in an order fixed by ``(seed, epoch)``, from batch ``start`` (resume)."""
+class _KeyBatches:
+    """The key batches an :class:`ImageFolderLoader` reads on its next pass (its DataLoader's batch sampler)."""
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0, shuffle: bool = True):
-        self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, int(seed), shuffle
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Iterate epoch ``epoch`` from its batch ``start`` on."""
-        self.epoch, self.start = int(epoch), int(start)
+    def __init__(self):
+        self.batches: list[list[tuple[int, int, int]]] = []
 
     def __iter__(self):
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(self.size)
-        return iter([(self.epoch, i) for i in order[self.start * self.batch_size:].tolist()])
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return max(0, self.size - self.start * self.batch_size)
+        return len(self.batches)
 
 
 def imagenet_transform(train: bool, image_size: int = 224):
@@ -338,23 +347,58 @@ def imagenet_folder(root: str | os.PathLike, split: str = "train", image_size: i
                         f"{folder}/<class>/<image>.JPEG") from err
 
 
+@dataclass
+class FolderSplits:
+    """Training and held-out validation images of an image folder, read through loaders (never held in memory)."""
+
+    train: SeededImageFolder            # training transform
+    valid: SeededImageFolder | None     # evaluation transform; held out of root/train by data.split_seed
+    workers: int = 8                    # loader worker processes (decoding; results do not depend on it)
+
+
+def folder_splits(config: DataConfig, workers: int = 8) -> FolderSplits:
+    """``config.root``/train split as ``config`` says (valid_size held out, train_size kept), for the Trainer."""
+    root = config.root or os.environ.get("PADA_LITE_DATA")
+    if not root:
+        raise DataError("ImageNet is read from a folder: pass --data <root holding train/> (Python: data.root), or "
+                        "set PADA_LITE_DATA")
+    size = config.image_size or 224
+    train = imagenet_folder(root, "train", size)
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.split_seed))
+    valid_idx, rest = perm[:config.valid_size], perm[config.valid_size:]
+    if config.train_size is not None:
+        if config.train_size > len(rest):
+            raise DataError(f"data.train_size={config.train_size} but only {len(rest)} training images remain "
+                            f"after holding out valid_size={config.valid_size}")
+        rest = rest[:config.train_size]
+    valid = train.subset(valid_idx.sort().values, imagenet_transform(False, size)) if config.valid_size else None
+    return FolderSplits(train.subset(rest.sort().values), valid, workers)
+
+
+def load_data(config: DataConfig, workers: int = 8) -> Splits | FolderSplits:
+    """In-memory splits (Fashion-MNIST, CIFAR) or, for ImageNet, folder splits read through loaders."""
+    return folder_splits(config, workers) if config.dataset == "imagenet" else load_splits(config)
+
+
 class ImageFolderLoader:
-    """Batches ``(x, y, index)`` of a :class:`SeededImageFolder` on ``device``: x normalised float [B, 3, S, S]
+    """Batches ``(x, y, index)`` of a :class:`SeededImageFolder` on ``device``: x normalised float [b, 3, S, S]
     (channels_last if asked), epoch by epoch, from any batch on, so an interrupted run resumes exactly.
 
-    As fast as torchvision allows: worker processes decode and crop (uint8, 4x less to copy than float), pinned
-    memory and non-blocking copies, persistent workers, and normalisation on the device.
+    ``batch_size`` is the global batch; with ``world_size`` > 1 this process reads only its rows ``rank::world_size``
+    of every batch (torchrun data parallelism). As fast as torchvision allows: worker processes decode and crop
+    (uint8, 4x less to copy than float), pinned memory and non-blocking copies, persistent workers, and normalisation
+    on the device.
     """
 
     def __init__(self, dataset: SeededImageFolder, batch_size: int, seed: int = 0, workers: int = 8,
                  device: str | torch.device = "cpu", train: bool = True, channels_last: bool = False,
-                 prefetch_factor: int = 4):
-        self.device, self.channels_last = torch.device(device), channels_last
+                 prefetch_factor: int = 4, rank: int = 0, world_size: int = 1):
+        self.device, self.channels_last, self.seed, self.train = torch.device(device), channels_last, int(seed), train
         self.size, self.batch_size, self.drop_last = len(dataset), batch_size, train and len(dataset) >= batch_size
-        self.sampler = EpochSampler(len(dataset), batch_size, seed, shuffle=train)
-        batches = torch.utils.data.BatchSampler(self.sampler, batch_size, drop_last=self.drop_last)
+        self.rank, self.world_size = rank, world_size
+        self.keys = _KeyBatches()
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batches, num_workers=workers, pin_memory=self.device.type == "cuda",
+            dataset, batch_sampler=self.keys, num_workers=workers, pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0, prefetch_factor=prefetch_factor if workers > 0 else None)
         mean, std = STATS["imagenet"]
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
@@ -365,11 +409,32 @@ class ImageFolderLoader:
         return self.size // self.batch_size if self.drop_last else math.ceil(self.size / self.batch_size)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """The batches of ``epoch`` from batch ``start`` on."""
-        self.sampler.set_epoch(epoch, start)
+        """The batches of ``epoch`` (shuffled by ``(seed, epoch)`` in training) from batch ``start`` on."""
+        if self.train:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        else:
+            order = torch.arange(self.size)
+        return self.read(epoch, order[:len(self) * self.batch_size], start)
+
+    def read(self, epoch: int, order: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor,
+                                                                                       torch.Tensor]]:
+        """The batches of epoch ``epoch`` whose dataset indices are ``order`` [M] (CPU; any order, repeats allowed),
+        split into ``batch_size`` batches, from batch ``start`` on; this process's rows of each."""
+        shard = slice(self.rank, None, self.world_size)
+        positions = torch.arange(len(order)).split(self.batch_size)[start:]
+        self.keys.batches = [[(epoch, p, i) for p, i in zip(pos[shard].tolist(), idx[shard].tolist())]
+                             for pos, idx in zip(positions, order.split(self.batch_size)[start:])]
         for images, labels, indices in self.loader:
             x = images.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             x = (x.float() - self.mean) / self.std
             yield x, labels.to(self.device, non_blocking=True), indices
+
+
+def decode_all(dataset: SeededImageFolder, workers: int = 8, batch_size: int = 256) -> ImageData:
+    """Every image of ``dataset`` (key ``(0, i, i)``) decoded once into memory: uint8 [N, 3, S, S] as ImageData."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size, num_workers=workers)
+    images, labels = zip(*((x, y) for x, y, _ in loader))
+    mean, std = STATS["imagenet"]
+    return ImageData(torch.cat(images), torch.cat(labels), mean, std, len(dataset.classes))

@@ -1,4 +1,4 @@
-"""Data-parallel supernet training over several processes (``torchrun``; NCCL on GPUs, gloo on CPUs).
+"""Data-parallel supernet training and retraining over several processes (``torchrun``; NCCL on GPUs, gloo on CPUs).
 
 A thin layer over :class:`pada_lite.training.Trainer`; the run keeps the semantics of a one-process run with the
 same global batch:
@@ -16,6 +16,10 @@ same global batch:
   stores, and all ranks draw the same next-epoch order. The path sampler reads the all-reduced gradients.
 - Rank 0 writes checkpoints and results; on resume it reads the checkpoint and broadcasts it to the others.
 
+In-memory data are sharded by slicing each global batch; an ImageNet folder is read by an
+:class:`~pada_lite.data.ImageFolderLoader` that decodes only this rank's rows. Stand-alone retraining
+(:class:`DistributedRetrainer`) wraps the network in ``DistributedDataParallel`` instead (a fixed graph).
+
 BatchNorm uses batch statistics, so each rank normalises over its own shard: the run equals a one-process run
 whose BatchNorm statistics are taken per shard (checked in the tests), which is how every data-parallel run of a
 BatchNorm network without SyncBatchNorm behaves.
@@ -30,10 +34,12 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from .config import ConfigError, RunConfig
-from .data import Splits
+from .data import FolderSplits, ImageData, Splits
 from .provenance import read_json, write_json
+from .retrain import RESULT, RetrainConfig, Retrainer, RetrainResult
 from .training import Trainer, TrainingError, TrainResult
 
 
@@ -102,11 +108,12 @@ class _Step:
 class DistributedTrainer(Trainer):
     """A :class:`Trainer` whose steps are shared by the ranks of the default process group."""
 
-    def __init__(self, config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
-                 epoch_callbacks=None):
+    def __init__(self, config: RunConfig, run_dir: str | Path | None = None,
+                 splits: Splits | FolderSplits | None = None, epoch_callbacks=None):
         if not dist.is_initialized():
             raise ConfigError("DistributedTrainer needs a process group: call init_distributed() first")
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.shard = (self.rank, self.world_size)
         if self.rank != 0:                            # one progress bar (train.progress does not change results)
             config = dataclasses.replace(config, train=dataclasses.replace(config.train, progress=False))
         super().__init__(config, run_dir, splits, epoch_callbacks)
@@ -120,10 +127,10 @@ class DistributedTrainer(Trainer):
             dist.broadcast(tensor, src=0)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, stats: torch.Tensor) -> None:
-        """One step on this rank's shard of the global batch (x, y, idx); adds the global statistics to stats."""
+        """One step on this rank's rows (x, y) of the global batch ``idx``; adds the global statistics to stats."""
         shard = slice(self.rank, None, self.world_size)
-        self.step_state = _Step(idx, y, len(y[shard]), torch.zeros(3, device=stats.device))
-        super().train_step(x[shard], y[shard], idx[shard], self.step_state.stats)
+        self.step_state = _Step(idx, self.labels[idx], len(y), torch.zeros(3, device=stats.device))
+        super().train_step(x, y, idx[shard], self.step_state.stats)
         stats += self.step_state.stats
 
     def exchange(self) -> None:
@@ -149,25 +156,75 @@ class DistributedTrainer(Trainer):
     def run(self, resume: bool = True) -> TrainResult:
         """Train like :meth:`Trainer.run`; rank 0's train.json also records the number of processes."""
         result = super().run(resume)
-        if self.run_dir is not None:
-            record = read_json(self.run_dir / "train.json")
-            write_json(self.run_dir / "train.json", {**record, "world_size": self.world_size})
+        _record_world_size(self.run_dir, "train.json", self.world_size)
         return result
 
     def try_resume(self) -> bool:
         """Rank 0 reads the checkpoint (if any) and broadcasts it; every rank restores it."""
-        message: list = [None]
-        if self.rank == 0:
-            try:
-                message = [_to_cpu(self.state_dict()) if super().try_resume() else None]
-            except TrainingError as err:
-                message = [err]
-        dist.broadcast_object_list(message, src=0)
-        if isinstance(message[0], TrainingError):
-            raise message[0]
-        if message[0] is not None and self.rank != 0:
-            self.load_state_dict(message[0])
-        return message[0] is not None
+        return _resume_from_rank0(self, super().try_resume)
+
+
+def _record_world_size(run_dir: Path | None, name: str, world_size: int) -> None:
+    """Add the number of processes to rank 0's result record ``run_dir/name``."""
+    if run_dir is not None:
+        write_json(run_dir / name, {**read_json(run_dir / name), "world_size": world_size})
+
+
+def _resume_from_rank0(trainer, read_checkpoint: Callable[[], bool]) -> bool:
+    """Rank 0 runs ``read_checkpoint()`` (True: a checkpoint was loaded) and broadcasts the state; all ranks load it."""
+    message: list = [None]
+    if trainer.rank == 0:
+        try:
+            message = [_to_cpu(trainer.state_dict()) if read_checkpoint() else None]
+        except TrainingError as err:
+            message = [err]
+    dist.broadcast_object_list(message, src=0)
+    if isinstance(message[0], TrainingError):
+        raise message[0]
+    if message[0] is not None and trainer.rank != 0:
+        trainer.load_state_dict(message[0])
+    return message[0] is not None
+
+
+class DistributedRetrainer(Retrainer):
+    """A :class:`~pada_lite.retrain.Retrainer` under torchrun: the model trains wrapped in ``DistributedDataParallel``.
+
+    ``retrain.batch_size`` is the global batch: ``train_data`` must yield this rank's rows of every batch (an
+    :class:`~pada_lite.data.ImageFolderLoader` built with ``rank`` and ``world_size``), equal shares, so DDP's average
+    of the ranks' gradients is the gradient of the global batch's mean loss. BatchNorm normalises per shard and its
+    running statistics are rank 0's (DDP broadcasts them every step). Every rank evaluates the whole test set; rank 0
+    writes checkpoints and results, and on resume reads the checkpoint and broadcasts it.
+    """
+
+    def __init__(self, model: torch.nn.Module, train_data, test_data, config: RetrainConfig,
+                 run_dir: str | Path | None = None, info: dict | None = None):
+        if not dist.is_initialized():
+            raise ConfigError("DistributedRetrainer needs a process group: call init_distributed() first")
+        if isinstance(train_data, ImageData):
+            raise ConfigError("distributed retraining reads an ImageFolder loader sharded by rank (the full preset); "
+                              "retrain in-memory data in one process")
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        if config.batch_size % self.world_size:
+            raise ConfigError(f"retrain.batch_size={config.batch_size} is not a multiple of the {self.world_size} "
+                              "processes: every rank needs an equal share of each batch")
+        super().__init__(model, train_data, test_data, config, run_dir if self.rank == 0 else None, info)
+        devices = [torch.cuda.current_device()] if self.device.type == "cuda" else None
+        self.train_model = DistributedDataParallel(self.model, device_ids=devices)   # broadcasts rank 0's weights
+
+    def run(self, resume: bool = True) -> RetrainResult:
+        """Train like :meth:`Retrainer.run`; rank 0's retrain.json also records the number of processes."""
+        result = super().run(resume)
+        _record_world_size(self.run_dir, RESULT, self.world_size)
+        return result
+
+    def reduce_stats(self, stats: torch.Tensor) -> torch.Tensor:
+        """Sum [loss_sum, correct, count] over the ranks (one all-reduce per epoch)."""
+        dist.all_reduce(stats)
+        return stats
+
+    def try_resume(self) -> bool:
+        """Rank 0 reads the checkpoint (if any) and broadcasts it; every rank restores it."""
+        return _resume_from_rank0(self, super().try_resume)
 
 
 def check_shardable(num_samples: int, batch_size: int, world_size: int) -> None:
@@ -190,7 +247,7 @@ def _to_cpu(obj):
     return obj
 
 
-def train_distributed(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
+def train_distributed(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | FolderSplits | None = None,
                       resume: bool = True, epoch_callbacks=None) -> TrainResult:
     """Entry point under torchrun: join the group, train on this rank's shards, leave the group."""
     init_distributed()

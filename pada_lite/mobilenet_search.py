@@ -9,6 +9,7 @@ Presets: ``lite`` (Fashion-MNIST at 28 px, width 0.35, 11 choice blocks, CPU min
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, RunConfig, TrainConfig
-from .data import ImageData, ImageFolderLoader, imagenet_folder
+from .data import FolderSplits, ImageData, ImageFolderLoader, Splits, decode_all, imagenet_folder
 from .evaluation import recalibrate_bn
 from .paths import data_home
 from .provenance import provenance, write_json
@@ -77,7 +78,8 @@ def lite() -> tuple[RunConfig, SearchConfig]:
 def full() -> tuple[RunConfig, SearchConfig]:
     """GPU preset: the ProxylessNAS space on ImageNet at 224 px and SPOS's evolution under 400 M FLOPs.
 
-    The supernet needs ImageNet through :mod:`pada_lite.data` (ImageFolder), which the in-memory Trainer does not read.
+    ImageNet is read from ``data.root`` (``root/train``, 50,000 of its images held out for the search's fitness, as SPOS
+    does) through :class:`~pada_lite.data.ImageFolderLoader`; set ``data.root`` (CLI: ``--data``) before training.
     """
     run = RunConfig(name="mobilenet-full", space=MobileNetSupernetConfig(),
                     data=DataConfig(dataset="imagenet", image_size=224, train_size=None, valid_size=50000),
@@ -142,18 +144,25 @@ def _summary(result: SearchResult, table: FlopsTable) -> dict:
             "mflops": [table.mflops(a) for a in result.evaluated]}
 
 
-def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bool = True) -> dict:
-    """Train (or resume) the supernet of ``run`` in ``out/supernet``, search it, write ``out/search.json``."""
-    from .data import load_splits
-    from .training import train_supernet
+def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bool = True,
+               workers: int = 8) -> dict | None:
+    """Train (or resume) the supernet of ``run`` in ``out/supernet``, search it, write ``out/search.json``.
+
+    ImageNet (``data.dataset="imagenet"``, ``data.root``) is read through ``workers`` loader processes. Under torchrun
+    every process trains its share of each batch; rank 0 alone then searches (the others return None).
+    """
+    from .data import load_data
     out = Path(out)
-    splits = load_splits(run.data)
-    if splits.valid is None:
+    data = load_data(run.data, workers)
+    if data.valid is None:
         raise ValueError("the search validates on held-out training images: set data.valid_size > 0")
     start = time.perf_counter()
-    trained = train_supernet(run, out / "supernet", splits, resume=resume)
+    trained = _train_for_search(run, out / "supernet", data, resume)
+    if trained is None:
+        return None
     device = next(trained.model.parameters()).device
-    record = search_supernet(trained.model, run.space, splits.train.to(device), splits.valid.to(device), config)
+    calibration, valid = search_images(data, config)
+    record = search_supernet(trained.model, run.space, calibration.to(device), valid.to(device), config)
     best = record["evolution"]
     payload = {"arch": best["best"], "mflops": best["best_mflops"], "flops_limit": config.flops_limit,
                "flops_convention": "multiply-accumulates of convolutions and linear layers (ProxylessNAS/SPOS 'FLOPs')",
@@ -161,6 +170,31 @@ def run_search(run: RunConfig, config: SearchConfig, out: str | Path, resume: bo
                **record, **provenance(run, run.train.seed, device, time.perf_counter() - start)}
     write_json(out / "search.json", payload)
     return payload
+
+
+def _train_for_search(run: RunConfig, run_dir: Path, data, resume: bool):
+    """The trained supernet: in this process, or data-parallel under torchrun (None on ranks other than 0)."""
+    from .training import train_supernet
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return train_supernet(run, run_dir, data, resume=resume)
+    from .distributed import train_distributed
+    trained = train_distributed(run, run_dir, data, resume=resume)
+    return trained if int(os.environ["RANK"]) == 0 else None
+
+
+def search_images(data: Splits | FolderSplits, config: SearchConfig) -> tuple[ImageData, ImageData]:
+    """The training images BN is recalibrated on and the held-out images candidates are scored on, in memory.
+
+    Folder data are decoded once through a loader (the calibration images: ``bn_batches * bn_batch_size`` training
+    images, drawn by ``config.seed``, with a fixed training crop each; the held-out images: center crops), so the
+    1000 candidates of an evolution do not decode the validation images 1000 times.
+    """
+    if isinstance(data, Splits):
+        return data.train, data.valid
+    count = min(config.bn_batches * config.bn_batch_size, len(data.train))
+    pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed))[:count]
+    return (decode_all(data.train.subset(pick, seed=config.seed), data.workers, config.bn_batch_size),
+            decode_all(data.valid, data.workers, config.eval_batch_size))
 
 
 # ---------------------------------------------------------------------------------------------- retraining
@@ -200,28 +234,39 @@ class EpochBatches:
 
 
 def imagenet_sources(root: str | Path, image_size: int = 224, batch_size: int = 256, seed: int = 0,
-                     workers: int = 8, device: str = "cuda", channels_last: bool = True) -> tuple[EpochBatches,
-                                                                                                  EpochBatches]:
-    """Training and validation batches of an ImageNet folder (``root/train``, ``root/val``) for a Retrainer."""
+                     workers: int = 8, device: str = "cuda", channels_last: bool = True, rank: int = 0,
+                     world_size: int = 1) -> tuple[EpochBatches, EpochBatches]:
+    """Training and validation batches of an ImageNet folder (``root/train``, ``root/val``) for a Retrainer; under
+    torchrun the training batches are this rank's rows of each global batch of ``batch_size``."""
     train = imagenet_folder(root, "train", image_size, seed)
     val = imagenet_folder(root, "val", image_size, seed)
-    return (EpochBatches(ImageFolderLoader(train, batch_size, seed, workers, device, True, channels_last)),
+    return (EpochBatches(ImageFolderLoader(train, batch_size, seed, workers, device, True, channels_last,
+                                           rank=rank, world_size=world_size)),
             EpochBatches(ImageFolderLoader(val, batch_size, seed, workers, device, False, channels_last), False))
 
 
 def retrain_arch(arch, space: MobileNetSupernetConfig, config: RetrainConfig, train, test,
                  run_dir: str | Path | None = None, seed: int = 0, resume: bool = True) -> RetrainResult:
-    """Train ``arch`` from scratch (weights seeded by ``seed``; data order by ``config.seed``), resuming ``run_dir``."""
+    """Train ``arch`` from scratch (weights seeded by ``seed``; data order by ``config.seed``), resuming ``run_dir``;
+    data-parallel (:class:`~pada_lite.distributed.DistributedRetrainer`) when a torch.distributed group is up."""
     arch = check_arch(arch, space)
     torch.manual_seed(seed)
     info = {"space": dataclasses.asdict(space), "arch": arch_to_str(arch), "mflops": FlopsTable(space).mflops(arch),
             "init_seed": seed}
-    trainer = Retrainer(MobileNetNetwork(arch, space), train, test, config, run_dir, info)
+    trainer = _retrainer_class()(MobileNetNetwork(arch, space), train, test, config, run_dir, info)
     if resume:
         trainer.try_resume()
     if isinstance(train, EpochBatches):
         train.epoch = trainer.epoch  # a resumed run continues with the epoch it stopped in
     return trainer.run(resume=False)
+
+
+def _retrainer_class() -> type[Retrainer]:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        from .distributed import DistributedRetrainer
+        return DistributedRetrainer
+    return Retrainer
 
 
 # ------------------------------------------------------------------------------------- the lite experiment

@@ -125,6 +125,7 @@ class Retrainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_model = self.model                    # what training steps call (a DDP wrapper under torchrun)
         self.train_data = train_data.to(self.device) if isinstance(train_data, ImageData) else train_data
         self.test_data = test_data.to(self.device) if isinstance(test_data, ImageData) else test_data
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -189,7 +190,7 @@ class Retrainer:
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
-            out = self.model(x)
+            out = self.train_model(x)
         logits, aux = out if isinstance(out, tuple) else (out, None)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
         if aux is not None and self.config.auxiliary_weight > 0:
@@ -226,13 +227,17 @@ class Retrainer:
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.elapsed += time.perf_counter() - start
-        loss_sum, correct, count = stats.tolist()
+        loss_sum, correct, count = self.reduce_stats(stats).tolist()
         if not math.isfinite(loss_sum):
             raise TrainingError(f"the training loss became {loss_sum} in epoch {self.epoch + 1}: lower retrain.lr, "
                                 "keep retrain.grad_clip > 0, or disable retrain.amp; the last good checkpoint is in "
                                 f"{self.run_dir or '(no run_dir)'}")
         return {"epoch": self.epoch + 1, "train_loss": loss_sum / max(count, 1),
                 "train_acc": 100.0 * correct / max(count, 1), "lr": lr, "elapsed_s": round(self.elapsed, 3)}
+
+    def reduce_stats(self, stats: torch.Tensor) -> torch.Tensor:
+        """The epoch's [loss_sum, correct, count] over all processes (one process: as they are)."""
+        return stats
 
     @torch.no_grad()
     def evaluate(self) -> float:

@@ -7,7 +7,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .config import ConfigError, RunConfig
-from .data import Splits, load_splits
+from .data import FolderSplits, ImageFolderLoader, Splits, load_data
 from .provenance import provenance, torch_save, write_json
 from .samplers import make_data_sampler
 from .spaces import build_supernet, make_path_sampler
@@ -76,16 +76,25 @@ class TrainResult:
 
 
 class Trainer:
-    """One supernet training run; ``run()`` trains from scratch or resumes ``run_dir/checkpoint.pt``."""
+    """One supernet training run; ``run()`` trains from scratch or resumes ``run_dir/checkpoint.pt``.
 
-    def __init__(self, config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
+    ``splits``: in-memory :class:`~pada_lite.data.Splits`, or :class:`~pada_lite.data.FolderSplits` (ImageNet) whose
+    training images an :class:`~pada_lite.data.ImageFolderLoader` reads in the order the data sampler draws.
+    """
+
+    shard = (0, 1)  # (rank, world size): this process trains on rows rank::world of every global batch
+
+    def __init__(self, config: RunConfig, run_dir: str | Path | None = None,
+                 splits: Splits | FolderSplits | None = None,
                  epoch_callbacks: list[Callable[["Trainer", dict], dict | None]] | None = None):
         self.config = config
         tc = config.train
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = resolve_device(tc.device)
-        splits = splits or load_splits(config.data)
-        self.train_data = splits.train.to(self.device)
+        splits = splits or load_data(config.data)
+        self.loader = self._folder_loader(splits) if isinstance(splits, FolderSplits) else None
+        self.train_data = splits.train if self.loader is not None else splits.train.to(self.device)
+        self.labels = self.train_data.labels.to(self.device)                  # [N]
         self.splits = splits
         seed_everything(tc.seed)
         self.model = build_supernet(config.space).to(self.device)
@@ -106,6 +115,14 @@ class Trainer:
         self.epoch, self.step, self.order, self.history = 0, 0, None, []
         self.stats = torch.zeros(3, device=self.device)  # [loss_sum, correct, count] of the current epoch
         self.elapsed = 0.0
+
+    def _folder_loader(self, splits: FolderSplits) -> ImageFolderLoader:
+        """Loader of this process's rows of the training folder (augmentation seeded by train.seed)."""
+        tc = self.config.train
+        train = splits.train.subset(torch.arange(len(splits.train)), seed=tc.seed + 2)
+        return ImageFolderLoader(train, tc.batch_size, tc.seed, splits.workers, self.device, True,
+                                 tc.channels_last and self.device.type == "cuda", rank=self.shard[0],
+                                 world_size=self.shard[1])
 
     # ------------------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict:
@@ -194,8 +211,7 @@ class Trainer:
         start = time.perf_counter()
         batches = self.epoch_batches()
         bar = _progress(tc.progress, len(batches), self.step, f"epoch {self.epoch + 1}/{tc.epochs}")
-        for b in range(self.step, len(batches)):
-            x, y = self.train_data.batch(batches[b], self.config.data.augment, self.augment_gen)
+        for b, (x, y) in enumerate(self.epoch_images(batches), start=self.step):
             self.train_step(x, y, batches[b], self.stats)
             self.step = b + 1
             bar.update(1)
@@ -213,6 +229,17 @@ class Trainer:
         return {"epoch": self.epoch + 1, "train_loss": loss_sum / max(count, 1),
                 "train_acc": 100.0 * correct / max(count, 1), "lr": self.optimizer.param_groups[0]["lr"],
                 "elapsed_s": round(self.elapsed, 3)}
+
+    def epoch_images(self, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Images x [b, C, H, W] and labels y [b] of this process's rows of ``batches[self.step:]``."""
+        if self.loader is not None:
+            for x, y, _ in self.loader.read(self.epoch, self.order, self.step):
+                yield x, y
+            return
+        rows = slice(self.shard[0], None, self.shard[1])
+        for idx in batches[self.step:]:
+            x, y = self.train_data.batch(idx, self.config.data.augment, self.augment_gen)
+            yield x[rows], y[rows]
 
     def epoch_batches(self) -> list[torch.Tensor]:
         """The dataset indices of every step of this epoch (a family interleaves its members' orders)."""
@@ -240,7 +267,7 @@ class Trainer:
         return result
 
 
-def train_supernet(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | None = None,
+def train_supernet(config: RunConfig, run_dir: str | Path | None = None, splits: Splits | FolderSplits | None = None,
                    resume: bool = True, epoch_callbacks=None) -> TrainResult:
     """Train a supernet (any space) as ``config`` says (resuming ``run_dir`` if it holds a checkpoint)."""
     return Trainer(config, run_dir, splits, epoch_callbacks).run(resume=resume)
