@@ -194,10 +194,11 @@ def v2_base_config(**sections: dict) -> RunConfig:
 
 
 def v2_units(name: str, settings: dict[str, dict], seeds) -> list[Unit]:
-    """One v2 unit per (setting, seed): ``settings`` maps a label to its train fields."""
+    """One v2 unit per (setting, seed), seed-major (every method of a seed before the next seed: paired
+    differences exist from the first seeds on): ``settings`` maps a label to its train fields."""
     return [Unit(name, label, seed, v2_base_config(train={**changes, "seed": seed},
                                                     rank={"every_epochs": 10 if _curve(label) else 0}))
-            for label, changes in settings.items() for seed in seeds]
+            for seed in seeds for label, changes in settings.items()]
 
 
 def _curve(label: str) -> bool:
