@@ -206,3 +206,14 @@ def test_ranking_images_take_the_first_images_of_the_split(tiny_config, tiny_spl
     assert torch.equal(experiments.ranking_images(rank, tiny_splits).images, tiny_splits.test.images[:100])
     with pytest.raises(ExperimentError, match="valid_size > 0"):
         experiments.ranking_images(override(tiny_config, ["rank.split=valid"]).rank, tiny_splits)
+
+
+def test_in_training_rankings_come_every_n_epochs_and_after_the_last(tiny_config, tiny_splits, monkeypatch):
+    from types import SimpleNamespace
+
+    from pada_lite.spaces import build_supernet, conv_only_archs
+    model = build_supernet(tiny_config.space)
+    callback = experiments._rank_callback(conv_only_archs()[:2], tiny_splits.test, 128, every=3)
+    ranked = [e + 1 for e in range(7) if callback(SimpleNamespace(epoch=e, model=model, config=SimpleNamespace(
+        train=SimpleNamespace(epochs=7))), {})]
+    assert ranked == [3, 6, 7]
