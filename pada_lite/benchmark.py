@@ -57,7 +57,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .evalset import EVALUATION_SET_DOC, evaluation_archs, is_conv_only, sampled_archs
+from .evalset import EVALUATION_SET_DOC, evaluation_archs, is_conv_only, motivation_archs, sampled_archs
 from .groundtruth import GroundTruth
 from .paths import data_home, locate
 from .provenance import provenance, read_json, write_json
@@ -87,9 +87,11 @@ class GroundTruthPlan:
         return data_home() / "groundtruth" / self.name
 
 
-PLANS = {  # lite (v1): all 169 evaluation archs, 9 seeds; v2: the 105 sampled archs, 24 seeds (v1's 9 reused)
+PLANS = {  # lite (v1): all 169 evaluation archs, 9 seeds; v2: the 105 sampled archs, 24 seeds (v1's 9 reused);
+    # v2-motivation: the 13 archs of 'none' and 'nor_conv_3x3' that every motivation supernet can rank, 24 seeds
     "lite": GroundTruthPlan("lite", evaluation_archs, SEEDS),
     "v2": GroundTruthPlan("v2", sampled_archs, tuple(range(24)), ("lite",)),
+    "v2-motivation": GroundTruthPlan("v2-motivation", motivation_archs, tuple(range(24)), ("lite", "v2")),
 }
 
 

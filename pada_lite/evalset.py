@@ -101,6 +101,16 @@ def sampled_archs() -> list[Arch]:
     return [arch for arch in evaluation_archs() if not is_conv_only(arch)]
 
 
+MOTIVATION_OPS = ("none", "nor_conv_3x3")  # the ops every supernet of the v2 motivation experiment has
+
+
+def motivation_archs() -> list[Arch]:
+    """The 13 distinct connected archs built from 'none' and 'nor_conv_3x3' only (index order): every supernet of
+    the motivation experiment (2 to 5 candidate ops per edge, each set holding these two) can rank them, and they
+    differ in depth and width, unlike the conv-only archs whose ground truth is noise."""
+    return [a for a in distinct_connected_archs() if set(a) <= set(MOTIVATION_OPS)]
+
+
 def proportional_merge(first: Sequence, second: Sequence) -> list:
     """Interleave two lists so that every prefix holds them in (nearly) their overall proportion."""
     share, merged, i, j = len(first) / (len(first) + len(second)), [], 0, 0

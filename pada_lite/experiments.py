@@ -201,6 +201,18 @@ def v2_units(name: str, settings: dict[str, dict], seeds) -> list[Unit]:
             for seed in seeds for label, changes in settings.items()]
 
 
+V2_MOTIVATION_OPS = {k: ("none", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3")[:k]
+                     for k in (2, 3, 4, 5)}  # nested candidate op sets; each holds the ranked archs' two ops
+
+
+def v2_motivation_units(seeds=V2_SEEDS) -> list[Unit]:
+    """SPOS supernets with 2 to 5 candidate ops per edge, each ranking the 13 archs of 'none' and 'nor_conv_3x3'
+    (:func:`pada_lite.evalset.motivation_archs`) against their own reliable ground truth."""
+    return [Unit("v2-motivation", f"{k} ops", seed, v2_base_config(space={"ops": ops},
+                                                                    train={**METHODS["SPOS"], "seed": seed}))
+            for seed in seeds for k, ops in V2_MOTIVATION_OPS.items()]
+
+
 def _curve(label: str) -> bool:
     return label in V2_CURVES or label.removesuffix(" 2x epochs") in V2_CURVES
 
@@ -236,8 +248,10 @@ def smoke_units(seeds=(0,)) -> list[Unit]:
 
 EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {  # name -> units (each with its default seeds)
     "motivation": motivation_units, "main": main_units, "ablations": ablation_units, "stability": stability_units,
-    "smoke": smoke_units, "v2-main": v2_main_units, "v2-ablations": v2_ablation_units}
-BENCHMARK_OF = {"smoke": None, "v2-main": "v2", "v2-ablations": "v2"}  # ground truth (benchmark.PLANS); else lite
+    "smoke": smoke_units, "v2-main": v2_main_units, "v2-ablations": v2_ablation_units,
+    "v2-motivation": v2_motivation_units}
+BENCHMARK_OF = {"smoke": None, "v2-main": "v2", "v2-ablations": "v2",  # ground truth (benchmark.PLANS); else lite
+                "v2-motivation": "v2-motivation"}
 
 
 def benchmark_of(name: str) -> str | None:

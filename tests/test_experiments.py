@@ -217,3 +217,16 @@ def test_in_training_rankings_come_every_n_epochs_and_after_the_last(tiny_config
     ranked = [e + 1 for e in range(7) if callback(SimpleNamespace(epoch=e, model=model, config=SimpleNamespace(
         train=SimpleNamespace(epochs=7))), {})]
     assert ranked == [3, 6, 7]
+
+
+def test_v2_motivation_supernets_nest_their_ops_and_rank_the_same_archs():
+    from pada_lite.evalset import distinct_connected_archs, motivation_archs
+    archs = motivation_archs()
+    assert len(archs) == 13 and all(set(a) <= {"none", "nor_conv_3x3"} for a in archs)
+    assert all(a in distinct_connected_archs() for a in archs)
+    units = experiment_units("v2-motivation")
+    ops = {u.label: u.config.space.ops for u in units}
+    assert [len(ops[f"{k} ops"]) for k in (2, 3, 4, 5)] == [2, 3, 4, 5]
+    assert all(set(ops[f"{k} ops"]) < set(ops[f"{k + 1} ops"]) for k in (2, 3, 4))
+    assert {u.job().config.archs for u in units} == {tuple(arch_to_str(a) for a in archs)}
+    assert experiments.benchmark_of("v2-motivation") == "v2-motivation"
