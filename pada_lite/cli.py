@@ -164,7 +164,7 @@ def cmd_report(args) -> int:
         import json
 
         from .yardsticks import main_yardsticks
-        print(json.dumps(main_yardsticks(args.experiment), indent=2))
+        print(json.dumps(main_yardsticks(args.experiment, args.partial), indent=2))
     elif args.update_readme:
         update_readme()
         print(f"updated the results block of {README}")
@@ -394,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(ground-truth reliability, tau with 95 %% CIs, within-group tau, paired differences, baselines)")
     p.add_argument("--experiment", choices=["main", "v2-main"], default="main",
                    help="which main experiment --json reports (default main: the v1 benchmark)")
+    p.add_argument("--partial", action="store_true",
+                   help="with --json: from the units finished so far (progress of a long experiment)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("search", help="search the DARTS or MobileNet space with a supernet (resumable)",
                        description="Train (or resume) a single-path supernet, run SPOS's evolution and a random "

@@ -185,10 +185,13 @@ def method_rows(runs: dict[str, dict[int, dict]], reference: str = REFERENCE_MET
     return rows
 
 
-def pooled_difference_sd(rows: list[dict], reference: str = REFERENCE_METHOD) -> tuple[float, int]:
+def pooled_difference_sd(rows: list[dict], reference: str = REFERENCE_METHOD) -> tuple[float | None, int]:
     """Root mean square of the methods' sds of paired differences against ``reference``, and the pairs per method
-    (the smallest number any method has)."""
-    diffs = [r[f"difference_vs_{reference}"] for r in rows if f"difference_vs_{reference}" in r]
+    (the smallest number any method has); (None, 0) while no method has two pairs."""
+    diffs = [r[f"difference_vs_{reference}"] for r in rows if r.get(f"difference_vs_{reference}", {}).get("sd")
+             is not None]
+    if not diffs:
+        return None, 0
     return float(np.sqrt(np.mean([d["sd"] ** 2 for d in diffs]))), min(len(d["seeds"]) for d in diffs)
 
 
@@ -214,13 +217,15 @@ def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndar
             "nb201_cifar10_tau": kendall_tau(nb201, mean)}
 
 
-def main_yardsticks(experiment: str = "main") -> dict:
+def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
     """The yardsticks of a main experiment (``python -m pada_lite report --json``): ground truth, methods (tau with
-    CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power."""
+    CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power. ``partial``: from
+    the units finished so far (``main.missing_units`` counts the others) instead of the complete experiment."""
     from .benchmark import PLANS, artifact_path, load_lite_ground_truth, read_artifact
     from .experiments import benchmark_of, experiment_units, load_experiment, load_unit
     from .spaces import str_to_arch
-    load_experiment(experiment)  # raises with the command to run when the saved runs are stale or missing
+    if not partial:
+        load_experiment(experiment)  # raises with the command to run when the saved runs are stale or missing
     path = artifact_path(PLANS[benchmark_of(experiment)].folder())
     payload = read_artifact(path)
     archs = [str_to_arch(a) for a in payload["archs"]]
@@ -228,8 +233,12 @@ def main_yardsticks(experiment: str = "main") -> dict:
     nb201 = nb201_cifar10_scores(archs)
     groups = [live_op_counts(a) for a in archs]
     runs: dict[str, dict[int, dict]] = {}
+    missing = 0
     for unit in experiment_units(experiment):
         record = load_unit(unit)
+        if record is None:
+            missing += 1
+            continue
         position = {str_to_arch(a): k for k, a in enumerate(record["archs"])}
         pred = np.asarray(record["supernet_acc"], dtype=float)[[position[a] for a in archs]]
         runs.setdefault(unit.label, {})[unit.seed] = ranking_yardsticks(truth, pred, groups, nb201)
@@ -241,7 +250,8 @@ def main_yardsticks(experiment: str = "main") -> dict:
             "main": {"experiment": experiment, "num_archs": len(archs), "reference": REFERENCE_METHOD,
                      "methods": rows, "baselines": baselines,
                      "paired_difference_sd": sd, "paired_seeds": pairs,
-                     "min_detectable_tau_difference": min_detectable_difference(sd, pairs),
+                     "min_detectable_tau_difference": None if sd is None else min_detectable_difference(sd, pairs),
+                     **({"missing_units": missing} if partial else {}),
                      "min_detectable_formula": MDD_FORMULA + "; sd: root mean square over the methods of the sd "
                                                              f"of their paired differences against {REFERENCE_METHOD}"},
             "definitions": {

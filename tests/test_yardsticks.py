@@ -240,3 +240,13 @@ def test_split_halves_are_all_enumerated_when_few_and_drawn_when_many():
     many = half_splits(24)
     assert len(many) == MAX_SPLITS == len({tuple(a) for a, _ in many})
     assert all(0 in a and not set(a) & set(b) and len(a) == len(b) == 12 for a, b in many)
+
+
+def test_partial_report_counts_the_finished_and_the_missing_units():
+    from pada_lite.experiments import experiment_units
+    from pada_lite.yardsticks import main_yardsticks
+    report = main_yardsticks("v2-main", partial=True)
+    finished = sum(len(m["seeds"]) for m in report["main"]["methods"])
+    assert finished + report["main"]["missing_units"] == len(experiment_units("v2-main"))
+    assert report["ground_truth"]["num_archs"] == 105 and report["main"]["num_archs"] == 105
+    assert {b["name"] for b in report["main"]["baselines"]} >= {"parameters", "FLOPs"}
