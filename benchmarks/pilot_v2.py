@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import platform
 import subprocess
@@ -33,6 +32,7 @@ from pada_lite.benchmark import read_artifact
 from pada_lite.evalset import evaluation_archs
 from pada_lite.metrics import kendall_tau
 from pada_lite.provenance import cpu_model, provenance, write_json
+from pada_lite.reliability import seeds_per_half_for, split_half_curve
 from pada_lite.spaces.nb201 import arch_to_str, str_to_arch
 from pada_lite.standalone import StandaloneConfig, train_and_evaluate
 from pada_lite.yardsticks import op_count_fit
@@ -51,7 +51,6 @@ SHAPES = {  # candidate network shapes (the supernet would train the same shape)
 }
 TIMING = dict(train_size=2048, test_size=200, heldout_size=0, epochs=1, group_size=8)
 TIMING_ARCHS = 8
-TARGET_TAU = 0.90
 FOUR_SEED_PILOT = "16px_C4_3cells_12k_6ep"  # seeds 0, 1 in OLD_PILOTS; seeds 2, 3 in <RECORD without .json>/s2, s3
 
 
@@ -64,26 +63,6 @@ def timing_unit(shape: dict) -> dict:
     return {"config": config.to_dict(), "archs": [arch_to_str(a) for a in archs], "cpu_time_s": result["cpu_time_s"],
             "wall_time_s": result["wall_time_s"], "cpu_s_per_network_epoch_10k": per_net_epoch_10k,
             "cpu": cpu_model(), **provenance(config.to_dict(), 0, "cpu")}
-
-
-def split_half_curve(acc: np.ndarray, max_half: int = 4) -> list[float]:
-    """Measured Kendall tau between the means of two disjoint k-seed halves of acc [S, N], mean over every pair of
-    disjoint halves, for k = 1..max_half."""
-    seeds = range(len(acc))
-    curve = []
-    for k in range(1, max_half + 1):
-        taus = [kendall_tau(acc[list(a)].mean(0), acc[list(b)].mean(0))
-                for a in itertools.combinations(seeds, k)
-                for b in itertools.combinations([s for s in seeds if s not in a], k) if a < b]
-        curve.append(float(np.mean(taus)))
-    return curve
-
-
-def seeds_per_half_for(tau_k: float, k: int, target: float = TARGET_TAU) -> float:
-    """Projected seeds per half for a split-half tau of ``target``, from the measured ``tau_k`` at k seeds per half
-    (Spearman-Brown on r = sin(pi tau / 2))."""
-    r, goal = np.sin(np.pi * tau_k / 2), np.sin(np.pi * target / 2)
-    return float(k * goal * (1 - r) / (r * (1 - goal)))
 
 
 def noise_over_spread(acc: np.ndarray) -> float:
@@ -106,7 +85,7 @@ def v1_evidence() -> dict:
     out = {"seeds": seeds, "cpu_s_per_network_epoch_10k_epyc": float(per_net_epoch_10k), "epyc_units": len(epyc),
            "config": config, "subsets": {}}
     for name, mask in (("all", np.ones(len(archs), bool)), ("sampled", ~conv), ("conv_only", conv)):
-        curve = split_half_curve(acc[:, mask])
+        curve = split_half_curve(acc[:, mask], range(1, 5))
         fit = op_count_fit([a for a, m in zip(archs, mask) if m], acc[:, mask].mean(0))
         out["subsets"][name] = {"num_archs": int(mask.sum()), "split_half_tau_by_seeds_per_half": curve,
                                 "seeds_per_half_for_0.90_projected": seeds_per_half_for(curve[-1], len(curve)),
@@ -148,8 +127,8 @@ def four_seed_pilot_evidence() -> dict | None:
     archs = [str_to_arch(a) for a in record["archs"]]
     out = {}
     for name, table in ((FOUR_SEED_PILOT, acc), ("v1 8px_C4_3cells_20k_6ep", v1)):
-        out[name] = {"num_archs": len(archs), "seeds": 4, "split_half_tau_2v2": split_half_curve(table, 2)[-1],
-                     "seed_tau": split_half_curve(table, 1)[0], "noise_over_spread": noise_over_spread(table),
+        out[name] = {"num_archs": len(archs), "seeds": 4, "split_half_tau_2v2": split_half_curve(table, [2])[0],
+                     "seed_tau": split_half_curve(table, [1])[0], "noise_over_spread": noise_over_spread(table),
                      "op_count_r2": op_count_fit(archs, table.mean(0))["r2"]}
     out[FOUR_SEED_PILOT]["cpu_s_per_network"] = float(np.mean([r["cpu_s_per_network"] for r in runs.values()]))
     return out

@@ -99,6 +99,31 @@ def split_half(acc: np.ndarray, agreement) -> float:
     return float(np.mean([agreement(acc[a].mean(0), acc[b].mean(0)) for a, b in half_splits(len(acc))]))
 
 
+def split_half_curve(acc: np.ndarray, sizes: Sequence[int]) -> list[float]:
+    """Measured Kendall tau between the means of two disjoint k-seed halves of ``acc`` [S, N], for each k of
+    ``sizes``: the mean over every pair of disjoint halves, or over MAX_SPLITS pairs drawn at random (fixed seed)."""
+    seeds, curve = len(acc), []
+    for k in sizes:
+        if 2 * k > seeds:
+            raise ValueError(f"two disjoint halves of {k} seeds need {2 * k} seeds, got {seeds}")
+        pairs = math.comb(seeds, k) * math.comb(seeds - k, k) // 2
+        if pairs <= MAX_SPLITS:
+            halves = [(list(a), list(b)) for a in itertools.combinations(range(seeds), k)
+                      for b in itertools.combinations([s for s in range(seeds) if s not in a], k) if a < b]
+        else:
+            rng = np.random.default_rng(0)
+            halves = [(list(d[:k]), list(d[k:2 * k])) for d in (rng.permutation(seeds) for _ in range(MAX_SPLITS))]
+        curve.append(float(np.mean([kendall_tau(acc[a].mean(0), acc[b].mean(0)) for a, b in halves])))
+    return curve
+
+
+def seeds_per_half_for(tau_k: float, k: float, target: float = 0.90) -> float:
+    """Seeds per half projected to give a split-half tau of ``target``, from the measured ``tau_k`` at ``k`` seeds
+    per half (Spearman-Brown on Greiner's r = sin(pi tau / 2)): a projection, not a measurement."""
+    r, goal = np.sin(np.pi * tau_k / 2), np.sin(np.pi * target / 2)
+    return float(k * goal * (1 - r) / (r * (1 - goal)))
+
+
 def half_split_tau(acc: np.ndarray) -> dict:
     """Tau between the mean accuracies of two disjoint halves of the seeds (mean over the splits), for >= 4 seeds:
     how well a ground truth of ``h = S // 2`` averaged seeds reproduces (for odd S each split leaves one seed out);

@@ -250,3 +250,21 @@ def test_partial_report_counts_the_finished_and_the_missing_units():
     assert finished + report["main"]["missing_units"] == len(experiment_units("v2-main"))
     assert report["ground_truth"]["num_archs"] == 105 and report["main"]["num_archs"] == 105
     assert {b["name"] for b in report["main"]["baselines"]} >= {"parameters", "FLOPs"}
+
+
+def test_split_half_curve_and_its_projection_against_hand_values():
+    from pada_lite.metrics import kendall_tau
+    from pada_lite.reliability import seeds_per_half_for, split_half_curve
+    acc = np.random.default_rng(0).normal(size=(4, 6)) + np.arange(6)  # [seeds, archs]
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    one = np.mean([kendall_tau(acc[i], acc[j]) for i, j in pairs])
+    two = np.mean([kendall_tau(acc[list(a)].mean(0), acc[[s for s in range(4) if s not in a]].mean(0))
+                   for a in ((0, 1), (0, 2), (0, 3))])
+    assert split_half_curve(acc, [1, 2]) == pytest.approx([one, two])
+    many = np.random.default_rng(1).normal(size=(24, 30))
+    assert split_half_curve(many, [12]) == split_half_curve(many, [12])  # drawn halves: a fixed seed
+    assert seeds_per_half_for(0.9, 3) == pytest.approx(3.0)  # already at the target
+    assert seeds_per_half_for(0.5, 1, target=2 / np.pi * np.arcsin(2 * np.sin(np.pi / 4) / (1 + np.sin(np.pi / 4)))) \
+        == pytest.approx(2.0)  # Spearman-Brown: twice the seeds
+    with pytest.raises(ValueError, match="need 6 seeds"):
+        split_half_curve(acc, [3])
