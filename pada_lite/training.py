@@ -1,4 +1,11 @@
-"""Supernet training (single path per step, any path sampler x data sampler) with exact checkpoint/resume."""
+"""Supernet training (single path per step, any path sampler x data sampler) with exact checkpoint/resume.
+
+Gradients between steps (``train.zero_filled_grads``): by default they are zeroed, not freed, as ``zero_grad()`` did
+in the torch 1.x of the reference code. An op keeps a zero gradient once it has been sampled, so SGD's weight decay
+and momentum move it on every later step, sampled or not. With ``zero_filled_grads=False`` (torch 2's default
+``set_to_none=True``) only the sampled path is updated. The two differ most between methods that sample ops
+unevenly (PA), which is why the v2 main experiment runs SPOS and PA&DA both ways.
+"""
 from __future__ import annotations
 
 import math
