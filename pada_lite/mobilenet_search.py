@@ -248,7 +248,7 @@ def imagenet_sources(root: str | Path, image_size: int = 224, batch_size: int = 
 def retrain_arch(arch, space: MobileNetSupernetConfig, config: RetrainConfig, train, test,
                  run_dir: str | Path | None = None, seed: int = 0, resume: bool = True) -> RetrainResult:
     """Train ``arch`` from scratch (weights seeded by ``seed``; data order by ``config.seed``), resuming ``run_dir``;
-    data-parallel (:class:`~pada_lite.distributed.DistributedRetrainer`) when a torch.distributed group is up."""
+    data-parallel (``pada_lite.distributed.DistributedRetrainer``) when a torch.distributed group is up."""
     arch = check_arch(arch, space)
     torch.manual_seed(seed)
     info = {"space": dataclasses.asdict(space), "arch": arch_to_str(arch), "mflops": FlopsTable(space).mflops(arch),
