@@ -126,27 +126,11 @@ def preset(name: str) -> DartsPreset:
 
 
 def override_preset(p: DartsPreset, assignments: Sequence[str]) -> DartsPreset:
-    """Apply ``section.field=value`` overrides (JSON values); ``search.<section>.<field>`` reaches the supernet run."""
-    from .config import override
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        section, _, name = key.partition(".")
-        if not sep or not name or section not in ("search", "evolution", "network", "retrain_data", "retrain"):
-            raise ConfigError(f"override {item!r} must look like section.field=value with a section of search, "
-                              "evolution, network, retrain_data, retrain; e.g. retrain.epochs=2, search.train.epochs=1")
-        if section == "search":
-            p = dataclasses.replace(p, search=override(p.search, [f"{name}={raw}"]))
-            continue
-        part = getattr(p, section)
-        if name not in {f.name for f in dataclasses.fields(part)}:
-            raise ConfigError(f"unknown field {name!r} in section {section!r}; known: "
-                              f"{sorted(f.name for f in dataclasses.fields(part))}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        p = dataclasses.replace(p, **{section: dataclasses.replace(part, **{name: value})})
-    return p
+    """Apply ``part.field=value`` overrides (``--set``) to the preset's search, evolution, network, retrain_data and
+    retrain parts; ``search.<section>.<field>`` reaches the supernet run (e.g. ``search.train.epochs=1``)."""
+    from .config import override_parts
+    names = ("search", "evolution", "network", "retrain_data", "retrain")
+    return dataclasses.replace(p, **override_parts({n: getattr(p, n) for n in names}, assignments))
 
 
 # ------------------------------------------------------------------------------------------------- search

@@ -215,9 +215,11 @@ def cmd_retrain_darts(args) -> int:
 
 def cmd_search_mobilenet(args) -> int:
     """search --space mobilenet: train a supernet, search it under a FLOPs limit, write the arch."""
+    from .config import override_parts
     from .mobilenet_search import preset as mobilenet_preset
     from .mobilenet_search import run_search
-    run, search = mobilenet_preset(args.preset)
+    parts = override_parts(dict(zip(("search", "evolution"), mobilenet_preset(args.preset))), args.set or [])
+    run, search = parts["search"], parts["evolution"]
     if args.flops_limit is not None:
         search.flops_limit = args.flops_limit
     if (args.preset == "full") != bool(args.data):
@@ -254,7 +256,9 @@ def cmd_retrain_mobilenet(args) -> int:
     if not (args.arch or args.search):
         raise ConfigError("name the arch: --arch k3_e6-skip-... or --search <run>/search.json")
     arch = args.arch or read_json(Path(args.search))["arch"]
-    config = dataclasses.replace(retrain_preset(args.preset), seed=args.seed)
+    from .config import override_parts
+    config = override_parts({"retrain": dataclasses.replace(retrain_preset(args.preset), seed=args.seed)},
+                            args.set or [])["retrain"]
     if args.preset == "full" and not args.data:
         raise ConfigError("the full preset reads ImageNet: pass --data <root holding train/ and val/>")
     env = _join_torchrun()  # None in a single process
@@ -292,10 +296,10 @@ def _join_torchrun():
 
 
 # options of `search` / `retrain` that only one space reads: (option, its default, the space)
-SPACE_OPTIONS = {"search": {"sampler": ("pada", "darts"), "set": (None, "darts"), "comparison": (False, "darts"),
+SPACE_OPTIONS = {"search": {"sampler": ("pada", "darts"), "comparison": (False, "darts"),
                             "limit_units": (None, "darts"), "seed": (0, "darts"), "data": (None, "mobilenet"),
                             "flops_limit": (None, "mobilenet"), "restart": (False, "mobilenet")},
-                 "retrain": {"genotype": (None, "darts"), "set": (None, "darts"), "arch": (None, "mobilenet"),
+                 "retrain": {"genotype": (None, "darts"), "arch": (None, "mobilenet"),
                              "search": (None, "mobilenet"), "data": (None, "mobilenet"),
                              "workers": (None, "mobilenet"), "restart": (False, "mobilenet")}}
 SPACE_PRESETS = {"darts": ("lite", "paper"), "mobilenet": ("lite", "full")}
@@ -410,8 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="pada", choices=["spos", "pada"], help="darts: supernet path and data samplers")
     p.add_argument("--seed", type=int, default=0, help="darts: supernet training seed")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                   help="darts: override a preset field, e.g. --set search.train.epochs=2 --set evolution.budget=20 "
-                        "(sections: search, evolution, network, retrain_data, retrain); repeatable")
+                   help="override a preset field, e.g. --set search.train.epochs=2 --set evolution.population=20 "
+                        "(darts parts: search, evolution, network, retrain_data, retrain; mobilenet: search (the "
+                        "supernet run), evolution); repeatable")
     p.add_argument("--comparison", action="store_true",
                    help="darts: run the lite comparison instead (SPOS and PA&DA searches, DARTS V2, 5 random "
                         "genotypes, 3 retraining seeds each; resumable) -> data/results/darts_lite.json")
@@ -435,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genotype", help="darts: a genotype.json written by `search`, a name (DARTS_V2) or a "
                                       "Genotype(...) string")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                   help="darts: override a preset field, e.g. --set retrain.epochs=2 --set network.channels=16")
+                   help="override a preset field, e.g. --set retrain.epochs=2 (darts parts: network, retrain, ...; "
+                        "mobilenet: retrain); repeatable")
     p.add_argument("--arch", help="mobilenet: the arch, e.g. k3_e6-skip-k5_e3-... (one choice per block)")
     p.add_argument("--search", help="mobilenet: a search.json written by `search` (its best arch)")
     p.add_argument("--data", help="mobilenet, full preset: ImageNet root holding train/ and val/")

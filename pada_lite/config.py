@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from .runner import neutral
 from .spaces.nb201 import SupernetConfig
@@ -174,12 +174,32 @@ def override(config: RunConfig, assignments: list[str]) -> RunConfig:
         part = getattr(config, section, None) if section != "name" else None
         if not sep or not dot or not dataclasses.is_dataclass(part):
             raise ConfigError(f"override {item!r} must look like section.field=value, e.g. train.epochs=5")
-        hints = typing.get_type_hints(type(part))
-        if name not in {f.name for f in dataclasses.fields(part)}:
-            raise ConfigError(f"unknown field {name!r} in section {section!r}; known: {sorted(hints)}")
-        value = convert(raw, hints[name], f"{section}.{name}")
-        config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{name: value})})
+        config = dataclasses.replace(config, **{section: set_field(part, section, name, raw)})
     return config
+
+
+def set_field(part: Any, section: str, name: str, raw: str) -> Any:
+    """The dataclass ``part`` with field ``name`` set from the text ``raw`` (converted through the field's type)."""
+    hints = typing.get_type_hints(type(part))
+    if name not in {f.name for f in dataclasses.fields(part)}:
+        raise ConfigError(f"unknown field {name!r} in section {section!r}; known: {sorted(hints)}")
+    return dataclasses.replace(part, **{name: convert(raw, hints[name], f"{section}.{name}")})
+
+
+def override_parts(parts: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """Apply ``part.field=value`` overrides to named config parts (a preset's pieces); a RunConfig part takes its
+    own ``part.section.field=value`` (e.g. ``search.train.epochs=1``). Returns the updated parts."""
+    parts = dict(parts)
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        section, _, name = key.partition(".")
+        if not sep or not name or section not in parts:
+            raise ConfigError(f"override {item!r} must look like part.field=value with a part of "
+                              f"{', '.join(parts)}; e.g. {next(iter(parts))}.<field>=<value>")
+        part = parts[section]
+        parts[section] = override(part, [f"{name}={raw}"]) if isinstance(part, RunConfig) else \
+            set_field(part, section, name, raw)
+    return parts
 
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

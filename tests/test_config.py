@@ -42,3 +42,20 @@ def test_override_converts_through_the_field_type():
                           "train.device=cpu"])
     assert c.data.train_size is None and c.train.nesterov is True and c.train.lr == 0.001 and c.train.tau == 0.5
     assert isinstance(override(lite(), ["train.lr=1"]).train.lr, float)
+
+
+def test_override_parts_reaches_run_sections_and_plain_parts_with_typed_values():
+    from pada_lite.config import ConfigError, lite, override_parts
+    from pada_lite.mobilenet_search import preset
+    run, search = preset("lite")
+    parts = override_parts({"search": run, "evolution": search},
+                           ["search.train.epochs=1", "evolution.population=6", "evolution.flops_limit=1.5"])
+    assert parts["search"].train.epochs == 1 and parts["search"].space == run.space
+    assert parts["evolution"].population == 6 and parts["evolution"].flops_limit == 1.5
+    assert (run.train.epochs, search.population) != (1, 6)  # the preset itself is left as it was
+    with pytest.raises(ConfigError, match="is not an integer"):
+        override_parts({"evolution": search}, ["evolution.population=six"])
+    with pytest.raises(ConfigError, match="with a part of search, evolution"):
+        override_parts({"search": lite(), "evolution": search}, ["network.channels=4"])
+    with pytest.raises(ConfigError, match="unknown field 'nope' in section 'evolution'"):
+        override_parts({"evolution": search}, ["evolution.nope=1"])

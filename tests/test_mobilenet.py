@@ -331,3 +331,13 @@ def test_cli_refuses_the_other_space_options_in_one_line(capsys):
                      "error: --arch applies to --space mobilenet, not --space darts",
                      "error: --preset paper does not exist for retrain --space mobilenet: choose lite or full",
                      "error: name the genotype: --genotype DARTS_V2, a genotype.json, or a Genotype(...) string"]
+
+
+def test_cli_set_overrides_mobilenet_presets_and_names_bad_fields(capsys, tmp_path):
+    from pada_lite.cli import main
+    assert main(["search", "--space", "mobilenet", "--set", "evolution.nope=1", "--out", str(tmp_path)]) == 2
+    assert main(["retrain", "--space", "mobilenet", "--arch", "k3_e3", "--set", "retrain.epochs=two",
+                 "--out", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("error: unknown field 'nope' in section 'evolution'")
+    assert lines[1] == "error: retrain.epochs='two' is not an integer (retrain.epochs expects int)"
