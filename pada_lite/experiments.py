@@ -461,10 +461,18 @@ def summarise(name: str, records: list[dict | None]) -> dict:
     summary["wall_time_s"] = round(sum(r["wall_time_s"] for r in records), 1)
     summary["per_seed"] = [{"label": r["label"], "seed": r["seed"], "metrics": r["metrics"],
                             "train_time_s": r["train_time_s"]} for r in records]
-    if name in ("stability", "smoke"):
-        summary["stability"] = {label: stability_analysis([r for r in records if r["label"] == label])
-                                for label in labels}
+    if name in CURVE_EXPERIMENTS:
+        curves = [label for label in labels if all(_has_curve(r) for r in records if r["label"] == label)]
+        summary["stability"] = {label: stability_analysis([r for r in records if r["label"] == label], truth)
+                                for label in curves}
     return summary
+
+
+CURVE_EXPERIMENTS = ("stability", "smoke", "v2-main", "v2-ablations")  # summaries with the in-training rankings
+
+
+def _has_curve(record: dict) -> bool:
+    return any("epoch_supernet_acc" in h for h in record["history"])
 
 
 def _ground_truth(name: str):
@@ -477,16 +485,24 @@ def _ground_truth(name: str):
     return load_lite_ground_truth(path), ground_truth_fingerprint(path)
 
 
-def stability_analysis(records: list[dict]) -> dict:
-    """Kendall tau between consecutive epochs (per seed), between seeds (final), and top-1 arch moves."""
+def stability_analysis(records: list[dict], truth=None) -> dict:
+    """Kendall tau between consecutive in-training rankings (per seed), between seeds (final), top-1 arch moves;
+    with ``truth`` (a GroundTruth) and rankings of every arch, also each in-training ranking's tau against it."""
     from .metrics import kendall_tau
-    per_epoch = [np.asarray([h["epoch_supernet_acc"] for h in r["history"]]) for r in records]  # [E, A] each
+    from .spaces import str_to_arch
+    ranked = [[h for h in r["history"] if "epoch_supernet_acc" in h] for r in records]
+    per_epoch = [np.asarray([h["epoch_supernet_acc"] for h in hs]) for hs in ranked]  # [evaluations, A] each
     consecutive = [[kendall_tau(e[i], e[i + 1]) for i in range(len(e) - 1)] for e in per_epoch]
     finals = [np.asarray(r["supernet_acc"]) for r in records]
     between = [kendall_tau(finals[i], finals[j]) for i in range(len(finals)) for j in range(i + 1, len(finals))]
     top1 = [[int(np.argmax(row)) for row in e] for e in per_epoch]
-    return {"tau_consecutive_epochs": consecutive, "tau_between_seeds": between,
-            "top1_per_epoch": top1, "top1_changes": [sum(a != b for a, b in zip(t, t[1:])) for t in top1]}
+    out = {"epochs": [h.get("epoch") for h in ranked[0]], "tau_consecutive_epochs": consecutive,
+           "tau_between_seeds": between, "top1_per_epoch": top1,
+           "top1_changes": [sum(a != b for a, b in zip(t, t[1:])) for t in top1]}
+    if truth is not None and per_epoch[0].shape[1] == len(records[0]["archs"]):
+        true = truth.accuracies([str_to_arch(a) for a in records[0]["archs"]])
+        out["tau_against_truth"] = [[kendall_tau(true, row) for row in e] for e in per_epoch]  # [seeds][evaluations]
+    return out
 
 
 def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=None) -> dict:

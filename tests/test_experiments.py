@@ -230,3 +230,18 @@ def test_v2_motivation_supernets_nest_their_ops_and_rank_the_same_archs():
     assert all(set(ops[f"{k} ops"]) < set(ops[f"{k + 1} ops"]) for k in (2, 3, 4))
     assert {u.job().config.archs for u in units} == {tuple(arch_to_str(a) for a in archs)}
     assert experiments.benchmark_of("v2-motivation") == "v2-motivation"
+
+
+def test_stability_reads_the_epochs_that_were_ranked_and_scores_them_against_the_truth():
+    from pada_lite.evalset import sampled_archs
+    archs = sampled_archs()[:5]
+    truth = _fake_truth(archs)
+    true = truth.accuracies(archs)
+    rank_good, rank_bad = list(true), list(-true)
+    history = [{"epoch": 1}, {"epoch": 2, "epoch_supernet_acc": rank_bad}, {"epoch": 3},
+               {"epoch": 4, "epoch_supernet_acc": rank_good}]
+    record = {"archs": [arch_to_str(a) for a in archs], "history": history, "supernet_acc": rank_good}
+    out = experiments.stability_analysis([record, record], truth)
+    assert out["epochs"] == [2, 4] and np.allclose(out["tau_consecutive_epochs"], [[-1.0], [-1.0]])
+    assert np.allclose(out["tau_against_truth"], [[-1.0, 1.0], [-1.0, 1.0]])
+    assert np.allclose(out["tau_between_seeds"], [1.0])
