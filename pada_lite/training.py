@@ -80,6 +80,7 @@ class TrainResult:
     wall_time_s: float = 0.0
     device: str = "cpu"
     run_dir: Path | None = None
+    cpu_time_s: float = 0.0   # CPU seconds of the whole run (epochs and epoch callbacks), across resumes
 
 
 class Trainer:
@@ -122,6 +123,7 @@ class Trainer:
         self.epoch, self.step, self.order, self.history = 0, 0, None, []
         self.stats = torch.zeros(3, device=self.device)  # [loss_sum, correct, count] of the current epoch
         self.elapsed = 0.0
+        self.cpu_s, self._cpu_mark = 0.0, time.process_time()  # CPU of the run so far (saved with checkpoints)
 
     def _folder_loader(self, splits: FolderSplits) -> ImageFolderLoader:
         """Loader of this process's rows of the training folder (augmentation seeded by train.seed)."""
@@ -141,7 +143,7 @@ class Trainer:
                 "path_sampler": self.path_sampler.state_dict(), "data_sampler": self.data_sampler.state_dict(),
                 "rng": rng_state({"sample": self.sample_gen, "augment": self.augment_gen}),
                 "with_grad": [i for i, p in enumerate(self.model.parameters()) if p.grad is not None],
-                "history": self.history, "elapsed": self.elapsed}
+                "history": self.history, "elapsed": self.elapsed, "cpu_s": self.cpu_s}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; refuses a checkpoint of another config."""
@@ -156,9 +158,17 @@ class Trainer:
         self.epoch, self.step, self.order = state["epoch"], state["step"], state["order"]
         self.stats = state["stats"].to(self.device)
         self.history, self.elapsed = state["history"], state["elapsed"]
+        self.cpu_s, self._cpu_mark = state.get("cpu_s", 0.0), time.process_time()
         restore_zero_grads(self.model, state.get("with_grad", []))
 
+    def tick_cpu(self) -> float:
+        """Add the CPU time used since the last tick to ``cpu_s``; returns it."""
+        now = time.process_time()
+        self.cpu_s, self._cpu_mark = self.cpu_s + now - self._cpu_mark, now
+        return self.cpu_s
+
     def save_checkpoint(self) -> None:
+        self.tick_cpu()
         if self.run_dir is not None:
             torch_save(self.run_dir / CHECKPOINT, self.state_dict())
 
@@ -265,7 +275,7 @@ class Trainer:
             self.history.append(summary)
             self.epoch, self.step, self.order = self.epoch + 1, 0, None
             self.save_checkpoint()
-        result = TrainResult(self.model, self.history, self.elapsed, str(self.device), self.run_dir)
+        result = TrainResult(self.model, self.history, self.elapsed, str(self.device), self.run_dir, self.tick_cpu())
         if self.run_dir is not None:
             torch_save(self.run_dir / "supernet.pt",
                        {"config": self.config.to_dict(), "model": self.model.state_dict()})

@@ -17,6 +17,7 @@ def test_spos_run_learns_and_leaves_checkpoint_and_provenance(tiny_config, tiny_
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.history[-1]["train_acc"] > 20.0  # 10 classes: chance is 10 %
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "supernet.pt").exists()
+    assert 0 < result.cpu_time_s < 600
     record = json.loads((tmp_path / "train.json").read_text())
     assert record["config"] == config.to_dict() and record["seed"] == 0
     assert record["pada_lite_version"] and record["device"].startswith("cpu")
@@ -34,6 +35,7 @@ def test_rerun_resumes_finished_run_without_training(tiny_config, tiny_splits, t
     first = train_supernet(tiny_config, tmp_path, splits=tiny_splits)
     again = Trainer(tiny_config, tmp_path, splits=tiny_splits)
     assert again.try_resume() and again.epoch == tiny_config.train.epochs
+    assert again.cpu_s == pytest.approx(first.cpu_time_s, abs=0.5)  # the CPU time so far travels with the checkpoint
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in first.model.state_dict().items())
 
 
