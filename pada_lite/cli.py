@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "stand-alone per seed. Each finished unit is saved in <out>/units/; re-running "
                                    "continues where it stopped; <out>.json is the merged artifact.")
     p.add_argument("--benchmark", choices=sorted(PLANS), default="lite",
-                   help="which ground truth: lite (v1: 169 archs, 9 seeds), v2 (the 105 sampled archs, 24 seeds, "
+                   help="which ground truth: lite (v1: 169 archs, 9 seeds), v2 (the 105 sampled archs, 26 seeds, "
                         "v1's seeds reused) or v2-motivation (13 archs of none + conv3x3, 24 seeds); default lite")
     p.add_argument("--seeds", type=int, nargs="+",
                    help="training seeds (default: the benchmark's; the ground truth is the mean over the seeds that "
