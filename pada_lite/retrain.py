@@ -33,7 +33,7 @@ from .config import ConfigError
 from .data import ImageData
 from .provenance import provenance, torch_save, write_json
 from .runner import config_diff, neutral
-from .training import TrainingError, _amp_dtype, _progress, resolve_device, rng_state, set_rng_state
+from .training import TrainingError, amp_dtype_for, progress_bar, resolve_device, rng_state, set_rng_state
 
 CHECKPOINT = "retrain_checkpoint.pt"
 RESULT = "retrain.json"
@@ -134,7 +134,7 @@ class Retrainer:
         self.order_gen = torch.Generator().manual_seed(config.seed + 1)
         self.augment_gen = torch.Generator(device=self.device).manual_seed(config.seed + 2)
         torch.manual_seed(config.seed + 3)               # drop-path masks and DataLoader shuffling
-        self.amp_dtype = _amp_dtype(self.device) if config.amp else None
+        self.amp_dtype = amp_dtype_for(self.device) if config.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch, self.history, self.elapsed = 0, [], 0.0
 
@@ -206,7 +206,7 @@ class Retrainer:
             self.model.drop_path_prob = c.drop_path_prob * self.epoch / c.epochs
         stats = torch.zeros(3, device=self.device)      # [loss_sum, correct, count]: one host sync per epoch
         start = time.perf_counter()
-        bar = _progress(c.progress, None, 0, f"epoch {self.epoch + 1}/{c.epochs}")
+        bar = progress_bar(c.progress, None, 0, f"epoch {self.epoch + 1}/{c.epochs}")
         for x, y in self._train_batches():
             if c.cutout:
                 x = cutout_(x, c.cutout, self.augment_gen)

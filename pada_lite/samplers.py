@@ -125,7 +125,7 @@ class _GrowingLog:
         self.size = 0
 
 
-class _OpGradientTable:
+class OpGradientTable:
     """Where the parameters of every (edge, op) live in a supernet, and which score group they feed.
 
     A group is an op (shared scope) or an (edge, op) pair (edge scope). Ops without parameters feed no group.
@@ -214,7 +214,7 @@ class ImportancePathSampler(PathSampler):
         self.norm_rows: list[int] = []                               # observed arch of each logged norm
         self.norm_groups: list[int] = []                             # score group of each logged norm
         self.row_instances: list[dict[int, int]] = []                # op instances per group of each arch
-        self.table: _OpGradientTable | None = None
+        self.table: OpGradientTable | None = None
         self.op_index = {op: j for j, op in enumerate(self.ops)}
 
     # ---------------------------------------------------------------------------------- per epoch
@@ -278,7 +278,7 @@ class ImportancePathSampler(PathSampler):
     def observe(self, model: torch.nn.Module, archs: Sequence[tuple]) -> None:
         """Log the gradient norms of the sampled ops' parameters (on the device, no host sync)."""
         if self.table is None:
-            self.table = _OpGradientTable(model, self.ops, self.num_edges, self.scope == "edge")
+            self.table = OpGradientTable(model, self.ops, self.num_edges, self.scope == "edge")
         for arch in archs:
             pairs = self.table.parametric_pairs([self.op_index[op] for op in arch])
             if pairs:

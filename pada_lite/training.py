@@ -117,7 +117,7 @@ class Trainer:
         self.augment_gen = torch.Generator(device=self.device).manual_seed(tc.seed + 2)  # crop/flip
         self.path_sampler = make_path_sampler(tc, config.space, self.sample_gen)
         self.data_sampler = make_data_sampler(tc, self.train_data.labels.cpu(), self.sample_gen)
-        self.amp_dtype = _amp_dtype(self.device) if tc.amp else None
+        self.amp_dtype = amp_dtype_for(self.device) if tc.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch_callbacks = list(epoch_callbacks or [])
         self.epoch, self.step, self.order, self.history = 0, 0, None, []
@@ -227,7 +227,7 @@ class Trainer:
             self.stats = torch.zeros(3, device=self.device)
         start = time.perf_counter()
         batches = self.epoch_batches()
-        bar = _progress(tc.progress, len(batches), self.step, f"epoch {self.epoch + 1}/{tc.epochs}")
+        bar = progress_bar(tc.progress, len(batches), self.step, f"epoch {self.epoch + 1}/{tc.epochs}")
         for b, (x, y) in enumerate(self.epoch_images(batches), start=self.step):
             self.train_step(x, y, batches[b], self.stats)
             self.step = b + 1
@@ -321,12 +321,12 @@ def check_same_config(saved: dict, current: dict) -> None:
                             "): use a new --out folder, or delete the checkpoint to start over")
 
 
-def _amp_dtype(device: torch.device):
+def amp_dtype_for(device: torch.device):
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _progress(enabled: bool, total: int, initial: int, desc: str):
+def progress_bar(enabled: bool, total: int, initial: int, desc: str):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, leave=False, mininterval=1.0)

@@ -368,9 +368,9 @@ class _NodeInputs:
 
 
 def _sampler_classes():
-    from ..samplers import ImportancePathSampler, PathSampler, _OpGradientTable
+    from ..samplers import ImportancePathSampler, OpGradientTable, PathSampler
 
-    class _UsedEdgeTable(_OpGradientTable):
+    class _UsedEdgeTable(OpGradientTable):
         """Gradient table that skips the edges an arch does not use (index -1)."""
 
         def parametric_pairs(self, op_indices):
