@@ -165,6 +165,13 @@ def cmd_report(args) -> int:
 
         from .yardsticks import main_yardsticks
         print(json.dumps(main_yardsticks(args.experiment, args.partial), indent=2))
+    elif args.experiment != "main" or args.partial:
+        from .report import yardsticks_sentence, yardsticks_table
+        from .yardsticks import main_yardsticks
+        yardsticks = main_yardsticks(args.experiment, args.partial)
+        missing = yardsticks["main"].get("missing_units")
+        print(yardsticks_table(yardsticks) + "\n\n" + yardsticks_sentence(yardsticks) +
+              (f"\n\n({missing} runs of {args.experiment} are not done yet.)" if missing else ""))
     elif args.update_readme:
         update_readme()
         print(f"updated the results block of {README}")
@@ -399,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", choices=["main", "v2-main"], default="main",
                    help="which main experiment --json reports (default main: the v1 benchmark)")
     p.add_argument("--partial", action="store_true",
-                   help="with --json: from the units finished so far (progress of a long experiment)")
+                   help="from the units finished so far (progress of a long experiment); without --json: the "
+                        "experiment's yardsticks table")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("search", help="search the DARTS or MobileNet space with a supernet (resumable)",
                        description="Train (or resume) a single-path supernet, run SPOS's evolution and a random "

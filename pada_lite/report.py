@@ -79,7 +79,7 @@ def yardsticks_table(yardsticks: dict) -> str:
     for b in main["baselines"]:
         within = "undefined (ties in every group)" if b["within_group_tau"] is None else f"{b['within_group_tau']:.3f}"
         rows.append([f"baseline: {b['name']}", f"{b['tau']:.3f}", within, "", f"{b['nb201_cifar10_tau']:.3f}"])
-    seeds = len(main["methods"][0]["seeds"])
+    seeds = max((len(m["seeds"]) for m in main["methods"]), default=0)
     return _table([f"ranking ({seeds} seeds; 95 % CI)", "Kendall tau", "within-group tau",
                    f"paired difference vs {reference}", "tau vs NB201 CIFAR-10 (cross-dataset)"], rows)
 
@@ -90,9 +90,12 @@ def yardsticks_sentence(yardsticks: dict) -> str:
     fit = gt["op_count_fit"]
     slopes = (", ".join(f"{op} {b:+.2f}" for op, b in fit["coefficients"].items()) if fit["coefficients"]
               else "not identified: the live edges are as many in every arch")
+    power = ("not measurable yet: no method has two seeds paired with the reference"
+             if main["min_detectable_tau_difference"] is None else
+             f"{main['min_detectable_tau_difference']:.3f} (root mean square of the methods' sds of paired "
+             f"differences: {main['paired_difference_sd']:.3f})")
     return (f"Smallest tau difference a paired t-test (alpha 0.05, two-sided) detects with 80 % power from "
-            f"{main['paired_seeds']} seeds: {main['min_detectable_tau_difference']:.3f} (root mean square of the "
-            f"methods' sds of paired differences: {main['paired_difference_sd']:.3f}). The ground truth's split-half "
+            f"{main['paired_seeds']} seeds: {power}. The ground truth's split-half "
             f"tau (two {gt['split_half_seeds']}-seed means, measured) is {gt['split_half_tau']:.3f}; within op-count "
             f"groups ({gt['within_group_pairs']} pairs in {gt['op_count_groups_with_pairs']} groups) the two halves "
             f"agree at {gt['within_group_split_half_tau']:.3f}. A linear fit on live op counts explains "

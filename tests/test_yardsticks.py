@@ -268,3 +268,10 @@ def test_split_half_curve_and_its_projection_against_hand_values():
         == pytest.approx(2.0)  # Spearman-Brown: twice the seeds
     with pytest.raises(ValueError, match="need 6 seeds"):
         split_half_curve(acc, [3])
+
+
+def test_report_prints_the_partial_v2_table_with_its_baselines(capsys):
+    from pada_lite.cli import main
+    assert main(["report", "--experiment", "v2-main", "--partial"]) == 0
+    out = capsys.readouterr().out
+    assert "| baseline: parameters |" in out and "split-half tau" in out
