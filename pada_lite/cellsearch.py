@@ -89,7 +89,7 @@ def lite() -> DartsPreset:
                          data=DataConfig(image_size=28, train_size=1200, valid_size=400, test_size=400),
                          train=TrainConfig(epochs=6, batch_size=32, lr=0.05, lr_min=0.001, weight_decay=3e-4,
                                            grad_clip=5.0, pa_scope="edge", progress=False,
-                                           zero_filled_grads=False)),  # as the committed lite comparison ran
+                                           zero_filled_grads=False, separate_data_rng=False)),  # as it ran
         evolution=EvolutionConfig(population=8, parents=3, mutation_prob=0.1, budget=24, random_budget=24,
                                   max_params=50_000, eval_images=400, eval_batch_size=200),
         network=network,

@@ -73,6 +73,9 @@ class TrainConfig:
     zero_filled_grads: bool = True     # zero (not free) the gradients before each step, as the reference (torch 1.7):
                                        # every op sampled once keeps a zero gradient, so weight decay and momentum
                                        # move it on every later step; False frees them (only the path is updated)
+    separate_data_rng: bool = True     # the data order draws from its own random stream (seed + 3), so runs of one
+                                       # seed with a uniform data sampler see the same batches whatever their path
+                                       # sampler (paired seeds); False: one stream shared with the path sampler
     amp: bool = False                  # bfloat16/float16 autocast on CUDA
     channels_last: bool = False        # channels_last memory format on CUDA
     device: str = neutral("auto")      # auto (cuda if available) | cpu | cuda | cuda:N
@@ -153,7 +156,8 @@ class RunConfig:
 
 
 LEGACY_DEFAULTS = {  # fields added after records existed: the value those records were trained with
-    "train": {"zero_filled_grads": False},   # before it, gradients were always freed (set_to_none=True)
+    "train": {"zero_filled_grads": False,    # before it, gradients were always freed (set_to_none=True)
+              "separate_data_rng": False},   # before it, paths and data order shared one random stream
 }
 
 

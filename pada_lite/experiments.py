@@ -119,7 +119,8 @@ class Unit:
 
 def base_config(**sections: dict) -> RunConfig:
     """The lite preset as every experiment uses it (no progress bars: the runner shows one), then ``sections``."""
-    config = vary(lite(), train={"progress": False, "zero_filled_grads": False},  # v1 ran with freed gradients
+    config = vary(lite(), train={"progress": False, "zero_filled_grads": False,  # as v1 ran: freed gradients,
+                                 "separate_data_rng": False},                  # one random stream
                   data={"test_size": RANK_TEST_IMAGES})
     return vary(config, **sections)
 

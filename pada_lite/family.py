@@ -282,7 +282,7 @@ class FamilyTrainer(Trainer):
         return make_sampler_over_ops(tc, ops, self.sample_gen, allowed=torch.tensor(member.allowed))
 
     def _data_sampler_for(self):
-        return make_data_sampler(self.config.train, self.train_data.labels.cpu(), self.sample_gen)
+        return make_data_sampler(self.config.train, self.train_data.labels.cpu(), self.data_gen)
 
     def _child_model(self, parent: NB201Supernet, fresh: bool) -> NB201Supernet:
         child = (NB201Supernet(parent.config) if fresh else copy.deepcopy(parent)).to(self.device)

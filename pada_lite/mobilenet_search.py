@@ -70,7 +70,8 @@ def lite() -> tuple[RunConfig, SearchConfig]:
     run = RunConfig(name="mobilenet-lite", space=space,
                     data=DataConfig(image_size=28, train_size=8000, valid_size=500),
                     train=TrainConfig(epochs=6, batch_size=128, lr=0.1, weight_decay=4e-5, pa_scope="edge",
-                                      progress=False, zero_filled_grads=False))  # as the committed lite run
+                                      progress=False, zero_filled_grads=False,  # as the committed lite run
+                                      separate_data_rng=False))
     return run, SearchConfig(flops_limit=2.0, population=16, iterations=5, parents=4, bn_batches=2,
                              eval_batch_size=500)
 

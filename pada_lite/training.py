@@ -113,10 +113,11 @@ class Trainer:
                                          nesterov=tc.nesterov, weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=tc.epochs * self.steps_per_epoch, eta_min=tc.lr_min)
-        self.sample_gen = torch.Generator().manual_seed(tc.seed + 1)       # paths and data order
+        self.sample_gen = torch.Generator().manual_seed(tc.seed + 1)       # paths (and data order, unless separate)
         self.augment_gen = torch.Generator(device=self.device).manual_seed(tc.seed + 2)  # crop/flip
+        self.data_gen = torch.Generator().manual_seed(tc.seed + 3) if tc.separate_data_rng else self.sample_gen
         self.path_sampler = make_path_sampler(tc, config.space, self.sample_gen)
-        self.data_sampler = make_data_sampler(tc, self.train_data.labels.cpu(), self.sample_gen)
+        self.data_sampler = make_data_sampler(tc, self.train_data.labels.cpu(), self.data_gen)
         self.amp_dtype = amp_dtype_for(self.device) if tc.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch_callbacks = list(epoch_callbacks or [])
@@ -141,7 +142,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "path_sampler": self.path_sampler.state_dict(), "data_sampler": self.data_sampler.state_dict(),
-                "rng": rng_state({"sample": self.sample_gen, "augment": self.augment_gen}),
+                "rng": rng_state(self.generators()),
                 "with_grad": [i for i, p in enumerate(self.model.parameters()) if p.grad is not None],
                 "history": self.history, "elapsed": self.elapsed, "cpu_s": self.cpu_s}
 
@@ -154,12 +155,17 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.path_sampler.load_state_dict(state["path_sampler"])
         self.data_sampler.load_state_dict(state["data_sampler"])
-        set_rng_state(state["rng"], {"sample": self.sample_gen, "augment": self.augment_gen})
+        set_rng_state(state["rng"], self.generators())
         self.epoch, self.step, self.order = state["epoch"], state["step"], state["order"]
         self.stats = state["stats"].to(self.device)
         self.history, self.elapsed = state["history"], state["elapsed"]
         self.cpu_s, self._cpu_mark = state.get("cpu_s", 0.0), time.process_time()
         restore_zero_grads(self.model, state.get("with_grad", []))
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """The run's own random streams (saved with every checkpoint)."""
+        own = {"sample": self.sample_gen, "augment": self.augment_gen}
+        return {**own, "data": self.data_gen} if self.data_gen is not self.sample_gen else own
 
     def tick_cpu(self) -> float:
         """Add the CPU time used since the last tick to ``cpu_s``; returns it."""
