@@ -5,6 +5,11 @@ in the torch 1.x of the reference code. An op keeps a zero gradient once it has 
 and momentum move it on every later step, sampled or not. With ``zero_filled_grads=False`` (torch 2's default
 ``set_to_none=True``) only the sampled path is updated. The two differ most between methods that sample ops
 unevenly (PA), which is why the v2 main experiment runs SPOS and PA&DA both ways.
+
+Random streams: the weights come from ``torch.manual_seed(seed)``, paths from a generator seeded ``seed + 1``,
+augmentation from ``seed + 2`` and, with ``train.separate_data_rng`` (default), the data order from ``seed + 3``: two
+methods run with one seed start from the same weights and, when both shuffle uniformly, see the same batches, so
+their paired difference measures the method, not the luck of the draw.
 """
 from __future__ import annotations
 
