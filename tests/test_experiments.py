@@ -245,3 +245,10 @@ def test_stability_reads_the_epochs_that_were_ranked_and_scores_them_against_the
     assert out["epochs"] == [2, 4] and np.allclose(out["tau_consecutive_epochs"], [[-1.0], [-1.0]])
     assert np.allclose(out["tau_against_truth"], [[-1.0, 1.0], [-1.0, 1.0]])
     assert np.allclose(out["tau_between_seeds"], [1.0])
+
+
+@pytest.mark.parametrize("name", ["smoke", "main", "ablations", "motivation", "stability"])
+def test_committed_summaries_match_todays_configs(name):
+    """A config field added with another value than v1 ran with changes v1's identities: re-make the summaries
+    (`python -m pada_lite experiment <name>`, no retraining) or the book fails to load them."""
+    assert load_experiment(name)["experiment"] == name
