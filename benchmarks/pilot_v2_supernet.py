@@ -17,30 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-from pada_lite.benchmark import read_artifact
-from pada_lite.config import RunConfig, lite, override
+from pada_lite.benchmark import PLANS, read_artifact
+from pada_lite.config import RunConfig, override
 from pada_lite.data import load_splits
 from pada_lite.evaluation import evaluate_archs
+from pada_lite.experiments import ranking_images, v2_base_config
 from pada_lite.metrics import kendall_tau
 from pada_lite.provenance import cpu_model, provenance, read_json, write_json
 from pada_lite.spaces.nb201 import str_to_arch
-from pada_lite.standalone import StandaloneConfig
 from pada_lite.training import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDS = REPO / "data" / "results" / "pilot_v2_supernet"
-RANK_IMAGES = 10_000
 
 
 def v2_config(epochs: int, sets: list[str]) -> RunConfig:
-    """The lite preset moved to the ground truth's shape and images."""
-    gt = StandaloneConfig.lite()
-    base = lite()
-    config = dataclasses.replace(
-        base, name="v2-pilot", data=gt.data_config(),
-        space=dataclasses.replace(base.space, channels=gt.channels, cells_per_stage=gt.cells_per_stage),
-        train=dataclasses.replace(base.train, epochs=epochs, progress=False))
-    return override(config, sets)
+    """The v2 supernet (the ground truth's shape and images, ranked on 10k held-out images) for ``epochs``."""
+    return override(dataclasses.replace(v2_base_config(train={"epochs": epochs}), name="v2-pilot"), sets)
 
 
 def main() -> None:
@@ -51,11 +44,11 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[])
     args = parser.parse_args()
     config = v2_config(args.epochs, args.set)
-    gt = read_artifact(REPO / "data" / "groundtruth" / "v2.json")
+    gt = read_artifact(PLANS["v2"].artifact())
     archs = [str_to_arch(a) for a in gt["archs"]]
     truth = np.asarray(gt["mean_eval_acc"], dtype=float)
     splits = load_splits(config.data)
-    heldout = splits.valid.subset(np.arange(RANK_IMAGES))
+    heldout = ranking_images(config.rank, splits)
     path = RECORDS / f"{args.name}.json"
     run = read_json(path) if path.exists() else {"name": args.name, "points": []}
 

@@ -87,6 +87,10 @@ class GroundTruthPlan:
         """Where its units live."""
         return data_home() / "groundtruth" / self.name
 
+    def artifact(self) -> Path:
+        """Its merged artifact, ``<data home>/groundtruth/<name>.json``."""
+        return artifact_path(self.folder())
+
 
 PLANS = {  # lite (v1): all 169 evaluation archs, 9 seeds; v2: the 105 sampled archs, 26 seeds (v1's 9 reused);
     # v2-motivation: the 13 archs of 'none' and 'nor_conv_3x3' that every motivation supernet can rank, 24 seeds

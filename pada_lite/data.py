@@ -233,21 +233,27 @@ def load_splits(config: DataConfig) -> Splits:
     mean, std = STATS[config.dataset]
     classes = NUM_CLASSES[config.dataset]
     gen = torch.Generator().manual_seed(config.split_seed)
-    perm = torch.randperm(len(train_y), generator=gen)
+    valid_idx, train_idx = holdout_split(len(train_y), config, gen)
+    test_idx = _take(config.test_size, len(test_y), gen).sort().values
+
+    def make(x, y, idx):
+        return ImageData(resize(x[idx], config.image_size), y[idx], mean, std, classes)
+
+    valid = make(train_x, train_y, valid_idx) if config.valid_size else None
+    return Splits(make(train_x, train_y, train_idx), valid, make(test_x, test_y, test_idx))
+
+
+def holdout_split(total: int, config: DataConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held-out, training) indices of a training set of ``total`` images, each sorted: ``valid_size`` drawn first
+    from one permutation by ``generator``, then the first ``train_size`` of the rest."""
+    perm = torch.randperm(total, generator=generator)
     valid_idx, rest = perm[:config.valid_size], perm[config.valid_size:]
     if config.train_size is not None:
         if config.train_size > len(rest):
             raise DataError(f"data.train_size={config.train_size} but only {len(rest)} training images remain "
                             f"after holding out valid_size={config.valid_size}")
         rest = rest[:config.train_size]
-    rest = rest.sort().values
-    test_idx = _take(config.test_size, len(test_y), gen).sort().values
-
-    def make(x, y, idx):
-        return ImageData(resize(x[idx], config.image_size), y[idx], mean, std, classes)
-
-    valid = make(train_x, train_y, valid_idx.sort().values) if config.valid_size else None
-    return Splits(make(train_x, train_y, rest), valid, make(test_x, test_y, test_idx))
+    return valid_idx.sort().values, rest.sort().values
 
 
 # ------------------------------------------------------------------------------------------- ImageNet
@@ -364,15 +370,9 @@ def folder_splits(config: DataConfig, workers: int = 8) -> FolderSplits:
                         "set PADA_LITE_DATA")
     size = config.image_size or 224
     train = imagenet_folder(root, "train", size)
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.split_seed))
-    valid_idx, rest = perm[:config.valid_size], perm[config.valid_size:]
-    if config.train_size is not None:
-        if config.train_size > len(rest):
-            raise DataError(f"data.train_size={config.train_size} but only {len(rest)} training images remain "
-                            f"after holding out valid_size={config.valid_size}")
-        rest = rest[:config.train_size]
-    valid = train.subset(valid_idx.sort().values, imagenet_transform(False, size)) if config.valid_size else None
-    return FolderSplits(train.subset(rest.sort().values), valid, workers)
+    valid_idx, train_idx = holdout_split(len(train), config, torch.Generator().manual_seed(config.split_seed))
+    valid = train.subset(valid_idx, imagenet_transform(False, size)) if config.valid_size else None
+    return FolderSplits(train.subset(train_idx), valid, workers)
 
 
 def load_data(config: DataConfig, workers: int = 8) -> Splits | FolderSplits:

@@ -483,8 +483,8 @@ def _ground_truth(name: str):
     plan = benchmark_of(name)
     if plan is None:
         return None, None
-    from .benchmark import PLANS, artifact_path, ground_truth_fingerprint, load_lite_ground_truth
-    path = artifact_path(PLANS[plan].folder())
+    from .benchmark import PLANS, ground_truth_fingerprint, load_lite_ground_truth
+    path = PLANS[plan].artifact()
     return load_lite_ground_truth(path), ground_truth_fingerprint(path)
 
 

@@ -221,12 +221,12 @@ def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
     """The yardsticks of a main experiment (``python -m pada_lite report --json``): ground truth, methods (tau with
     CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power. ``partial``: from
     the units finished so far (``main.missing_units`` counts the others) instead of the complete experiment."""
-    from .benchmark import PLANS, artifact_path, load_lite_ground_truth, read_artifact
+    from .benchmark import PLANS, load_lite_ground_truth, read_artifact
     from .experiments import benchmark_of, experiment_units, load_experiment, load_unit
     from .spaces import str_to_arch
     if not partial:
         load_experiment(experiment)  # raises with the command to run when the saved runs are stale or missing
-    path = artifact_path(PLANS[benchmark_of(experiment)].folder())
+    path = PLANS[benchmark_of(experiment)].artifact()
     payload = read_artifact(path)
     archs = [str_to_arch(a) for a in payload["archs"]]
     truth = load_lite_ground_truth(path).accuracies(archs)

@@ -39,3 +39,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class Interrupt(Exception):
+    """Stops a run mid-way (a killed process), for the resume tests."""
+
+
+def kill_after_steps(trainer, steps: int) -> None:
+    """Make ``trainer`` raise Interrupt instead of running its step number ``steps`` (0-based, counted from now)."""
+    original, done = trainer.train_step, [0]
+
+    def dying_step(*args):
+        if done[0] == steps:
+            raise Interrupt
+        done[0] += 1
+        original(*args)
+    trainer.train_step = dying_step

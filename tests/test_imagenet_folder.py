@@ -18,6 +18,7 @@ from pada_lite.distributed import init_distributed, spawn_local, train_distribut
 from pada_lite.spaces import build_supernet
 from pada_lite.spaces.mobilenet import FlopsTable, MobileNetNetwork, MobileNetSupernetConfig
 from pada_lite.training import Trainer
+from tests.conftest import Interrupt, kill_after_steps
 from tests.test_distributed import ghost_batch_norm
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one CPU thread
@@ -57,10 +58,6 @@ def splits(config: RunConfig) -> FolderSplits:
     return folder_splits(config.data, workers=0)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_folder_splits_hold_out_valid_images_with_the_eval_transform(folder):
     data = folder_splits(tiny_run(folder).data, workers=0)
     assert (len(data.train), len(data.valid)) == (18, 6) and data.valid.classes == ["ant", "bee", "cow"]
@@ -78,14 +75,7 @@ def test_supernet_trains_from_the_folder_and_resumes_mid_epoch_exactly(folder, t
     assert len(reference.data_sampler.q) == 18                             # DA drew epochs 1 and 2 from q
 
     killed = Trainer(config, tmp_path / "b", splits(config))
-    original, steps = killed.train_step, {"n": 0}
-
-    def dying_step(*args):
-        if steps["n"] == 5:  # epoch 1, step 3: the last checkpoint is after its step 2
-            raise Interrupt
-        steps["n"] += 1
-        original(*args)
-    killed.train_step = dying_step
+    kill_after_steps(killed, 5)  # epoch 1, step 3: the last checkpoint is after its step 2
     with pytest.raises(Interrupt):
         killed.run()
     resumed = Trainer(config, tmp_path / "b", splits(config))

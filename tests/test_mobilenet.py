@@ -25,6 +25,7 @@ from pada_lite.spaces.mobilenet import (
     str_to_arch,
 )
 from pada_lite.training import Trainer
+from tests.conftest import Interrupt, kill_after_steps
 
 TINY_SPACE = dict(width_mult=0.25, input_size=16, in_channels=1, num_classes=10, stem_stride=1,
                   stage_blocks=(1, 2, 1), stage_widths=(16, 24, 32), stage_strides=(2, 1, 2), head_channels=64)
@@ -172,10 +173,6 @@ def _tiny_run(**train) -> RunConfig:
                                        path_sampler="importance", pa_scope="edge", data_sampler="importance", **train))
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_supernet_trains_through_the_trainer_and_resumes_exactly(tmp_path, one_thread):
     """PA per block + DA + FLOPs-range sampling; a run killed mid-epoch resumes to the same weights bit for bit."""
     config = _tiny_run(checkpoint_every_steps=2)
@@ -189,15 +186,7 @@ def test_supernet_trains_through_the_trainer_and_resumes_exactly(tmp_path, one_t
                                       dtype=torch.float64) * reference.path_sampler.inner.allowed[0])
 
     killed = Trainer(config, tmp_path / "b")
-    steps = {"n": 0}
-    original = killed.train_step
-
-    def dying_step(*args):
-        if steps["n"] == 9:  # epoch 1, step 3: the last checkpoint is at step 2 of epoch 1
-            raise Interrupt
-        steps["n"] += 1
-        original(*args)
-    killed.train_step = dying_step
+    kill_after_steps(killed, 9)  # epoch 1, step 3: the last checkpoint is at step 2 of epoch 1
     with pytest.raises(Interrupt):
         killed.run()
     resumed = Trainer(config, tmp_path / "b")
