@@ -147,7 +147,12 @@ def cmd_experiment(args) -> int:
     if args.command == "reproduce":
         summaries = reproduce(force=args.force, workers=args.workers)
     else:
-        summaries = {args.name: run_experiment(args.name, force=args.force, workers=args.workers)}
+        summary = run_experiment(args.name, force=args.force, workers=args.workers, labels=args.only)
+        if summary is None:
+            print(f"{args.name}: the runs of {args.only} are done; other runs are missing, so no summary yet (see "
+                  f"`python -m pada_lite report --experiment {args.name} --partial`)")
+            return 0
+        summaries = {args.name: summary}
     for name, summary in summaries.items():
         print(f"{name}: {len(summary['units'])} runs -> {RESULTS_DIR / name}.json")
         for row in summary["rows"]:
@@ -391,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=sorted([*EXPERIMENTS, "sharing", "mobilenet_lite"]), help="which experiment")
     p.add_argument("--force", action="store_true", help="recompute every run even if its result exists")
     p.add_argument("--workers", type=int, default=1, help="parallel single-threaded worker processes (2 on 2 cores)")
+    p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these settings' runs (e.g. SPOS 'PA&DA'); "
+                                                                 "the summary is written once every run is done")
     p.set_defaults(func=cmd_experiment)
     p = sub.add_parser("reproduce", help="recompute every lite experiment artifact (progress bar with ETA)",
                        description="Recompute motivation, main, ablations and stability (needs the lite ground "

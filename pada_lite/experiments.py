@@ -377,13 +377,17 @@ def run_units(units: list[Unit], name: str, force: bool = False, results_dir: Pa
 
 
 def run_experiment(name: str, force: bool = False, seeds=None, results_dir: Path = RESULTS_DIR,
-                   progress: bool = True, workers: int = 1) -> dict:
-    """Run the units of experiment ``name`` not done (all with ``force``), then write its summary."""
+                   progress: bool = True, workers: int = 1, labels: Sequence[str] | None = None) -> dict | None:
+    """Run the units of experiment ``name`` not done (all with ``force``; only ``labels``' units when given), then
+    write its summary; None while some of its units are still missing."""
     units = experiment_units(name, seeds)
     if name != "smoke":
         _ground_truth(name)  # fail before hours of training, not after, when the ground truth is missing
-    run_units(units, name, force, results_dir, progress, workers)
-    summary = summarise(name, [load_unit(u, results_dir) for u in units])
+    run_units(select_labels(units, labels), name, force, results_dir, progress, workers)
+    records = [load_unit(u, results_dir) for u in units]
+    if labels is not None and any(r is None for r in records):
+        return None
+    summary = summarise(name, records)
     write_json(Path(results_dir) / f"{name}.json", summary)
     return summary
 
@@ -397,6 +401,17 @@ def reproduce(force: bool = False, results_dir: Path = RESULTS_DIR, progress: bo
     units = [u for name in REPRODUCED for u in experiment_units(name)]
     run_units(units, "reproduce", force, results_dir, progress, workers)
     return {name: run_experiment(name, results_dir=results_dir, progress=False) for name in REPRODUCED}
+
+
+def select_labels(units: list[Unit], labels: Sequence[str] | None) -> list[Unit]:
+    """The units whose label is in ``labels`` (all for None); an unknown label is an error naming the known ones."""
+    if labels is None:
+        return units
+    known = list(dict.fromkeys(u.label for u in units))
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ExperimentError(f"unknown label(s) {unknown} for --only; choose among {known}")
+    return [u for u in units if u.label in labels]
 
 
 def experiment_units(name: str, seeds=None) -> list[Unit]:

@@ -252,3 +252,14 @@ def test_committed_summaries_match_todays_configs(name):
     """A config field added with another value than v1 ran with changes v1's identities: re-make the summaries
     (`python -m pada_lite experiment <name>`, no retraining) or the book fails to load them."""
     assert load_experiment(name)["experiment"] == name
+
+
+def test_only_some_labels_run_and_the_summary_waits_for_the_rest(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(experiments, "run_units", lambda units, *a, **k: ran.extend(u.label for u in units))
+    assert run_experiment("smoke", results_dir=tmp_path, progress=False, labels=["PA&DA"]) is None
+    assert set(ran) == {"PA&DA"} and ran
+    with pytest.raises(ExperimentError, match=r"unknown label\(s\) \['FairNAS'\].*SPOS"):
+        run_experiment("smoke", results_dir=tmp_path, progress=False, labels=["FairNAS"])
+    shutil.copytree(RESULTS_DIR / "smoke", tmp_path / "smoke")
+    assert run_experiment("smoke", results_dir=tmp_path, progress=False, labels=["SPOS"])["units"]
