@@ -84,6 +84,14 @@ def yardsticks_table(yardsticks: dict) -> str:
                    f"paired difference vs {reference}", "tau vs NB201 CIFAR-10 (cross-dataset)"], rows)
 
 
+def needed(main: dict) -> str:
+    """How many paired seeds reach the target detectable difference at the measured sd."""
+    n, target = main.get("seeds_needed_for_target"), main.get("target_detectable_difference")
+    if target is None:
+        return "no target"
+    return f"{target:.2f} needs {n} paired seeds" if n else f"{target:.2f} needs over 1000 paired seeds"
+
+
 def yardsticks_sentence(yardsticks: dict) -> str:
     """Power of the main table and the ground truth's own reliability, overall and within op-count groups."""
     main, gt = yardsticks["main"], yardsticks["ground_truth"]
@@ -93,7 +101,7 @@ def yardsticks_sentence(yardsticks: dict) -> str:
     power = ("not measurable yet: no method has two seeds paired with the reference"
              if main["min_detectable_tau_difference"] is None else
              f"{main['min_detectable_tau_difference']:.3f} (root mean square of the methods' sds of paired "
-             f"differences: {main['paired_difference_sd']:.3f})")
+             f"differences: {main['paired_difference_sd']:.3f}; {needed(main)})")
     return (f"Smallest tau difference a paired t-test (alpha 0.05, two-sided) detects with 80 % power from "
             f"{main['paired_seeds']} seeds: {power}. The ground truth's split-half "
             f"tau (two {gt['split_half_seeds']}-seed means, measured) is {gt['split_half_tau']:.3f}; within op-count "

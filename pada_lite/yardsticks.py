@@ -33,6 +33,7 @@ LIVE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")  # t
 REFERENCE_METHOD = "SPOS"  # paired differences are taken against it
 CONFIDENCE = 0.95          # of every interval
 ALPHA, POWER = 0.05, 0.80  # of the minimum detectable difference (two-sided paired t-test)
+TARGET_MDD = 0.05          # the tau difference the main experiment should detect with 80 % power
 MDD_FORMULA = "(t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n), alpha 0.05, power 0.8, n seeds"
 CROSS_DATASET = ("NAS-Bench-201 CIFAR-10 test accuracy (200 epochs) of the same archs: a cross-dataset yardstick "
                  "(other data, other training budget), not the lite benchmark's target")
@@ -148,6 +149,14 @@ def min_detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: fl
     return float((stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / np.sqrt(n))
 
 
+def pairs_needed(sd: float, target: float, alpha: float = ALPHA, power: float = POWER, most: int = 1000) -> int | None:
+    """Fewest pairs whose minimum detectable difference (sd ``sd``) is at most ``target``; None if over ``most``."""
+    for n in range(2, most + 1):
+        if min_detectable_difference(sd, n, alpha, power) <= target:
+            return n
+    return None
+
+
 # ------------------------------------------------------------------------------------------ cross-dataset
 def nb201_cifar10_scores(archs: Sequence[Arch]) -> np.ndarray:
     """NAS-Bench-201 CIFAR-10 test accuracy (%, 200 epochs) of ``archs`` (downloaded once, or $PADA_LITE_MIRROR)."""
@@ -251,6 +260,8 @@ def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
                      "methods": rows, "baselines": baselines,
                      "paired_difference_sd": sd, "paired_seeds": pairs,
                      "min_detectable_tau_difference": None if sd is None else min_detectable_difference(sd, pairs),
+                     "target_detectable_difference": TARGET_MDD,
+                     "seeds_needed_for_target": None if sd is None else pairs_needed(sd, TARGET_MDD),
                      **({"missing_units": missing} if partial else {}),
                      "min_detectable_formula": MDD_FORMULA + "; sd: root mean square over the methods of the sd "
                                                              f"of their paired differences against {REFERENCE_METHOD}"},

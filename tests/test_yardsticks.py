@@ -16,6 +16,7 @@ from pada_lite.yardsticks import (
     min_detectable_difference,
     network_cost,
     op_count_fit,
+    pairs_needed,
     split_half,
     within_group_tau,
 )
@@ -81,6 +82,14 @@ def test_min_detectable_difference_formula_and_power():
     assert min_detectable_difference(1.0, 2000) * np.sqrt(2000) == pytest.approx(1.95996 + 0.84162, rel=2e-3)
     with pytest.raises(ValueError, match="at least 2"):
         min_detectable_difference(0.1, 1)
+
+
+def test_pairs_needed_is_the_first_n_whose_detectable_difference_reaches_the_target():
+    n = pairs_needed(0.1, 0.05)
+    assert min_detectable_difference(0.1, n) <= 0.05 < min_detectable_difference(0.1, n - 1)
+    assert 33 <= n <= 36  # normal approximation: (1.96 + 0.84)^2 x (0.1 / 0.05)^2 = 31.4, plus the t's excess
+    assert pairs_needed(0.01, 0.05) == 3  # n = 2: (12.71 + 1.38) x 0.01 / 1.41 = 0.0996 is still too wide
+    assert pairs_needed(1.0, 0.05, most=50) is None
 
 
 # --------------------------------------------------------------------------------------------- baselines
