@@ -263,3 +263,11 @@ def test_only_some_labels_run_and_the_summary_waits_for_the_rest(tmp_path, monke
         run_experiment("smoke", results_dir=tmp_path, progress=False, labels=["FairNAS"])
     shutil.copytree(RESULTS_DIR / "smoke", tmp_path / "smoke")
     assert run_experiment("smoke", results_dir=tmp_path, progress=False, labels=["SPOS"])["units"]
+
+
+def test_v2_curves_rank_every_10_epochs_only_on_the_curve_seeds_and_methods():
+    units = experiment_units("v2-main", seeds=(0, 4, 5))
+    every = {(u.label, u.seed): u.config.rank.every_epochs for u in units}
+    assert every[("SPOS", 0)] == every[("PA&DA", 4)] == 10
+    assert every[("SPOS", 5)] == every[("PA&DA", 5)] == every[("FairNAS", 0)] == 0
+    assert {u.identity for u in experiment_units("v2-main", seeds=(0, 4))} <= {u.identity for u in units}
