@@ -526,6 +526,20 @@ def stability_analysis(records: list[dict], truth=None) -> dict:
     return out
 
 
+def tau_against_epochs(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
+    """Per method with in-training rankings, from the finished units of ``name`` (a partial experiment too):
+    ``{"epochs": [E], "seeds": [S], "tau": [S][E]}``, each ranking's Kendall tau against the ground truth."""
+    truth, _ = _ground_truth(name)
+    finished = [r for r in (load_unit(u, results_dir) for u in experiment_units(name)) if r and _has_curve(r)]
+    curves = {}
+    for label in dict.fromkeys(r["label"] for r in finished):
+        records = [r for r in finished if r["label"] == label]
+        analysis = stability_analysis(records, truth)
+        curves[label] = {"epochs": analysis["epochs"], "seeds": [r["seed"] for r in records],
+                         "tau": analysis["tau_against_truth"]}
+    return curves
+
+
 def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=None) -> dict:
     """The artifact of experiment ``name`` if it matches the current configs and ground truth; recompute when asked
     or stale (a changed ground truth only re-scores the saved units: no supernet is retrained)."""

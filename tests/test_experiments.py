@@ -271,3 +271,29 @@ def test_v2_curves_rank_every_10_epochs_only_on_the_curve_seeds_and_methods():
     assert every[("SPOS", 0)] == every[("PA&DA", 4)] == 10
     assert every[("SPOS", 5)] == every[("PA&DA", 5)] == every[("FairNAS", 0)] == 0
     assert {u.identity for u in experiment_units("v2-main", seeds=(0, 4))} <= {u.identity for u in units}
+
+
+def test_tau_against_epochs_scores_each_finished_curve_against_the_truth(monkeypatch):
+    from pada_lite.groundtruth import GroundTruth
+    from pada_lite.metrics import kendall_tau
+    from pada_lite.spaces import conv_only_archs
+
+    archs = conv_only_archs()[:6]
+    true = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    truth = GroundTruth(dict(zip(archs, true)))
+    rng = np.random.default_rng(0)
+
+    def record(label, seed, curve=True):
+        history = [{"epoch": e, **({"epoch_supernet_acc": list(rng.normal(size=6))} if curve else {})}
+                   for e in (10, 20)]
+        return {"label": label, "seed": seed, "archs": [arch_to_str(a) for a in archs], "history": history,
+                "supernet_acc": list(rng.normal(size=6))}
+
+    records = {("SPOS", 0): record("SPOS", 0), ("SPOS", 1): record("SPOS", 1), ("FairNAS", 0): record("FairNAS", 0,
+                                                                                                      curve=False)}
+    monkeypatch.setattr(experiments, "_ground_truth", lambda name: (truth, "toy"))
+    monkeypatch.setattr(experiments, "load_unit", lambda unit, results_dir: records.get((unit.label, unit.seed)))
+    curves = experiments.tau_against_epochs("v2-main")
+    assert list(curves) == ["SPOS"] and curves["SPOS"]["seeds"] == [0, 1] and curves["SPOS"]["epochs"] == [10, 20]
+    by_hand = [[kendall_tau(true, h["epoch_supernet_acc"]) for h in records[("SPOS", s)]["history"]] for s in (0, 1)]
+    assert np.allclose(curves["SPOS"]["tau"], by_hand)
