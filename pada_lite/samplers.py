@@ -554,3 +554,19 @@ def make_data_sampler(config, labels: torch.Tensor, generator: torch.Generator) 
         return ImportanceDataSampler(labels, generator, tau=config.tau, granularity=config.da_granularity,
                                      importance_weighting=config.importance_weighting)
     raise ValueError(f"unknown data sampler {config.data_sampler!r}: use uniform or importance")
+
+
+def sampling_summary(path_sampler: PathSampler, data_sampler: DataSampler) -> dict:
+    """How peaked this epoch's sampling distributions are: effective number of paths (exp of the entropy of the
+    product of the edges' op distributions; K^E when uniform), the data distribution's effective share of the
+    training set (1 / (N sum q^2); 1 when uniform) and its largest N q; importance paths also give their [E, K]
+    probabilities."""
+    p = path_sampler.probabilities().double().cpu()                                          # [E, K]
+    entropy = float(-(p * p.clamp_min(1e-300).log()).sum())
+    q = data_sampler.probabilities().double().cpu()                                          # [N]
+    n = len(q)
+    out = {"effective_paths": math.exp(entropy), "data_effective_share": float(1.0 / (n * (q * q).sum())),
+           "data_max_nq": float(n * q.max())}
+    if isinstance(path_sampler, ImportancePathSampler):
+        out["path_probs"] = [[round(float(x), 5) for x in row] for row in p]
+    return out

@@ -29,7 +29,7 @@ from . import __version__
 from .config import ConfigError, RunConfig
 from .data import FolderSplits, ImageFolderLoader, Splits, load_data
 from .provenance import provenance, torch_save, write_json
-from .samplers import make_data_sampler
+from .samplers import make_data_sampler, sampling_summary
 from .spaces import build_supernet, make_path_sampler
 
 CHECKPOINT = "checkpoint.pt"
@@ -256,7 +256,7 @@ class Trainer:
                                 f"{self.run_dir or '(no run_dir)'}")
         return {"epoch": self.epoch + 1, "train_loss": loss_sum / max(count, 1),
                 "train_acc": 100.0 * correct / max(count, 1), "lr": self.optimizer.param_groups[0]["lr"],
-                "elapsed_s": round(self.elapsed, 3)}
+                "elapsed_s": round(self.elapsed, 3), **sampling_summary(self.path_sampler, self.data_sampler)}
 
     def epoch_images(self, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Images x [b, C, H, W] and labels y [b] of this process's rows of ``batches[self.step:]``."""

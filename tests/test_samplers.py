@@ -19,6 +19,7 @@ from pada_lite.samplers import (
     output_gradient_norm,
     running_halving_scores,
     running_pair_mean_,
+    sampling_summary,
 )
 from pada_lite.schedules import ScoreError
 from pada_lite.spaces.nb201 import NB201_OPS, NUM_EDGES, NB201Supernet, SearchCell, SupernetConfig
@@ -428,3 +429,22 @@ def test_pa_gradient_table_reads_choice_instances_of_the_supernet():
     assert len(instances[0][conv3]) == 3                  # one parameter list per search cell
     assert instances[0][OPS.index("skip_connect")] == [[], [], []]
     assert instances[2][conv3][1][0] is cells(model)[1].edges[2][C3][1].weight
+
+
+def test_sampling_summary_by_hand():
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    uniform = sampling_summary(PathSampler(NB201_OPS, generator()), DataSampler(labels, generator()))
+    assert uniform["effective_paths"] == pytest.approx(5.0 ** NUM_EDGES)
+    assert uniform["data_effective_share"] == pytest.approx(1.0) and uniform["data_max_nq"] == pytest.approx(1.0)
+    assert "path_probs" not in uniform
+    data = ImportanceDataSampler(labels, generator(), tau=0.5)
+    data.observe(torch.tensor([0, 2, 0]), zero_logits(3), torch.tensor([0, 2, 0]))
+    data.epoch_order(1, 3)
+    q = torch.tensor([0.5 * 0.5 + 0.1, 0.1, 0.5 * 0.5 + 0.1, 0.1, 0.1], dtype=torch.float64)  # two equal scores
+    path = ImportancePathSampler(NB201_OPS, generator(), tau=1.0)
+    path.probs = torch.tensor([[0.5, 0.5, 0.0, 0.0, 0.0]] * NUM_EDGES, dtype=torch.float64)
+    peaked = sampling_summary(path, data)
+    assert peaked["effective_paths"] == pytest.approx(2.0 ** NUM_EDGES)  # two equally likely ops per edge
+    assert peaked["data_effective_share"] == pytest.approx(float(1 / (5 * (q * q).sum())))
+    assert peaked["data_max_nq"] == pytest.approx(5 * 0.35)
+    assert peaked["path_probs"] == [[0.5, 0.5, 0.0, 0.0, 0.0]] * NUM_EDGES
