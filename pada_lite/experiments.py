@@ -526,11 +526,26 @@ def stability_analysis(records: list[dict], truth=None) -> dict:
     return out
 
 
+def finished_records(name: str, results_dir: Path = RESULTS_DIR) -> list[dict]:
+    """The records of the units of ``name`` finished so far (current configs only), in the experiment's order."""
+    return [r for r in (load_unit(u, results_dir) for u in experiment_units(name)) if r is not None]
+
+
+def run_cost_by_cpu(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
+    """CPU cost of the finished runs of ``name`` per setting and CPU kind (``reliability.cost_by_cpu``: one unit
+    per seed, two cores)."""
+    from .reliability import cost_by_cpu
+    records = finished_records(name, results_dir)
+    return {label: cost_by_cpu(runs, 1, len(runs), 2)
+            for label in dict.fromkeys(r["label"] for r in records)
+            for runs in [[r for r in records if r["label"] == label]]}
+
+
 def tau_against_epochs(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
     """Per method with in-training rankings, from the finished units of ``name`` (a partial experiment too):
     ``{"epochs": [E], "seeds": [S], "tau": [S][E]}``, each ranking's Kendall tau against the ground truth."""
     truth, _ = _ground_truth(name)
-    finished = [r for r in (load_unit(u, results_dir) for u in experiment_units(name)) if r and _has_curve(r)]
+    finished = [r for r in finished_records(name, results_dir) if _has_curve(r)]
     curves = {}
     for label in dict.fromkeys(r["label"] for r in finished):
         records = [r for r in finished if r["label"] == label]

@@ -297,3 +297,18 @@ def test_tau_against_epochs_scores_each_finished_curve_against_the_truth(monkeyp
     assert list(curves) == ["SPOS"] and curves["SPOS"]["seeds"] == [0, 1] and curves["SPOS"]["epochs"] == [10, 20]
     by_hand = [[kendall_tau(true, h["epoch_supernet_acc"]) for h in records[("SPOS", s)]["history"]] for s in (0, 1)]
     assert np.allclose(curves["SPOS"]["tau"], by_hand)
+
+
+def test_run_cost_is_split_by_setting_and_cpu_kind(monkeypatch):
+    epyc, xeon = "cpu (AMD EPYC, AVX512, 1 thread)", "cpu (Intel Xeon, AVX2, 1 thread)"
+    records = {("SPOS", 0): {"label": "SPOS", "device": epyc, "cpu_time_s": 600.0},
+               ("SPOS", 1): {"label": "SPOS", "device": epyc, "cpu_time_s": 720.0},
+               ("SPOS", 2): {"label": "SPOS", "device": xeon, "cpu_time_s": 240.0},
+               ("FairNAS", 0): {"label": "FairNAS", "device": epyc, "cpu_time_s": 3000.0}}
+    monkeypatch.setattr(experiments, "load_unit", lambda unit, results_dir: records.get((unit.label, unit.seed)))
+    cost = experiments.run_cost_by_cpu("v2-main")
+    assert list(cost) == ["SPOS", "FairNAS"]
+    assert cost["SPOS"]["AMD EPYC, AVX512"]["timed_units"] == 2
+    assert cost["SPOS"]["AMD EPYC, AVX512"]["cpu_min_per_unit"] == pytest.approx(11.0)
+    assert cost["SPOS"]["Intel Xeon, AVX2"]["cpu_min_per_unit"] == pytest.approx(4.0)
+    assert cost["FairNAS"]["AMD EPYC, AVX512"]["cpu_min_per_unit"] == pytest.approx(50.0)
