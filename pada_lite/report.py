@@ -98,12 +98,17 @@ def yardsticks_sentence(yardsticks: dict) -> str:
     fit = gt["op_count_fit"]
     slopes = (", ".join(f"{op} {b:+.2f}" for op, b in fit["coefficients"].items()) if fit["coefficients"]
               else "not identified: the live edges are as many in every arch")
-    power = ("not measurable yet: no method has two seeds paired with the reference"
+    headline = main.get("headline", "PA&DA")
+    power = (f"not measurable yet: {headline} has fewer than two seeds paired with {main['reference']}"
              if main["min_detectable_tau_difference"] is None else
-             f"{main['min_detectable_tau_difference']:.3f} (root mean square of the methods' sds of paired "
-             f"differences: {main['paired_difference_sd']:.3f}; {needed(main)})")
-    return (f"Smallest tau difference a paired t-test (alpha 0.05, two-sided) detects with 80 % power from "
-            f"{main['paired_seeds']} seeds: {power}. The ground truth's split-half "
+             f"{main['min_detectable_tau_difference']:.3f} (sd of the paired differences "
+             f"{main['paired_difference_sd']:.3f}; {needed(main)})")
+    pooled = ("" if main.get("all_methods_min_detectable") is None else
+              f" Over every method (root mean square of their sds, {main['all_methods_paired_seeds']} seeds "
+              f"each) it is {main['all_methods_min_detectable']:.3f}.")
+    return (f"Smallest tau difference between {headline} and {main['reference']} that a paired t-test (alpha 0.05, "
+            f"two-sided) detects with 80 % power from {main['paired_seeds']} seeds: {power}.{pooled} "
+            f"The ground truth's split-half "
             f"tau (two {gt['split_half_seeds']}-seed means, measured) is {gt['split_half_tau']:.3f}; within op-count "
             f"groups ({gt['within_group_pairs']} pairs in {gt['op_count_groups_with_pairs']} groups) the two halves "
             f"agree at {gt['within_group_split_half_tau']:.3f}. A linear fit on live op counts explains "

@@ -31,6 +31,7 @@ from .standalone import StandaloneConfig
 
 LIVE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")  # the op-count vector's entries
 REFERENCE_METHOD = "SPOS"  # paired differences are taken against it
+HEADLINE_METHOD = "PA&DA"  # the main comparison (against the reference), whose power the main table reports
 CONFIDENCE = 0.95          # of every interval
 ALPHA, POWER = 0.05, 0.80  # of the minimum detectable difference (two-sided paired t-test)
 TARGET_MDD = 0.05          # the tau difference the main experiment should detect with 80 % power
@@ -194,6 +195,16 @@ def method_rows(runs: dict[str, dict[int, dict]], reference: str = REFERENCE_MET
     return rows
 
 
+def headline_difference_sd(rows: list[dict], headline: str = HEADLINE_METHOD,
+                           reference: str = REFERENCE_METHOD) -> tuple[float | None, int]:
+    """The sd of ``headline``'s paired differences against ``reference`` and its number of pairs; (None, 0) while
+    it has fewer than two pairs."""
+    diff = next((r.get(f"difference_vs_{reference}") for r in rows if r["name"] == headline), None)
+    if not diff or diff["sd"] is None:
+        return None, 0
+    return diff["sd"], len(diff["seeds"])
+
+
 def pooled_difference_sd(rows: list[dict], reference: str = REFERENCE_METHOD) -> tuple[float | None, int]:
     """Root mean square of the methods' sds of paired differences against ``reference``, and the pairs per method
     (the smallest number any method has); (None, 0) while no method has two pairs."""
@@ -252,19 +263,25 @@ def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
         pred = np.asarray(record["supernet_acc"], dtype=float)[[position[a] for a in archs]]
         runs.setdefault(unit.label, {})[unit.seed] = ranking_yardsticks(truth, pred, groups, nb201)
     rows = method_rows(runs)
-    sd, pairs = pooled_difference_sd(rows)
+    sd, pairs = headline_difference_sd(rows)
+    pooled_sd, pooled_pairs = pooled_difference_sd(rows)
     baselines = [{"name": name, **ranking_yardsticks(truth, score, groups, nb201)}
                  for name, score in baseline_scores(archs).items()]
     return {"ground_truth": ground_truth_yardsticks(payload, archs, nb201),
             "main": {"experiment": experiment, "num_archs": len(archs), "reference": REFERENCE_METHOD,
-                     "methods": rows, "baselines": baselines,
+                     "headline": HEADLINE_METHOD, "methods": rows, "baselines": baselines,
                      "paired_difference_sd": sd, "paired_seeds": pairs,
                      "min_detectable_tau_difference": None if sd is None else min_detectable_difference(sd, pairs),
                      "target_detectable_difference": TARGET_MDD,
                      "seeds_needed_for_target": None if sd is None else pairs_needed(sd, TARGET_MDD),
+                     "all_methods_difference_sd": pooled_sd, "all_methods_paired_seeds": pooled_pairs,
+                     "all_methods_min_detectable": (None if pooled_sd is None else
+                                                    min_detectable_difference(pooled_sd, pooled_pairs)),
                      **({"missing_units": missing} if partial else {}),
-                     "min_detectable_formula": MDD_FORMULA + "; sd: root mean square over the methods of the sd "
-                                                             f"of their paired differences against {REFERENCE_METHOD}"},
+                     "min_detectable_formula": MDD_FORMULA + f"; sd: that of {HEADLINE_METHOD} - "
+                                                             f"{REFERENCE_METHOD} over the paired seeds (all "
+                                                             "methods: root mean square of their sds, over the "
+                                                             "seeds every method has)"},
             "definitions": {
                 "tau": "Kendall tau-b against the lite ground truth (mean over its seeds)",
                 "tau_ci95": f"{CONFIDENCE:.0%} t-interval of the mean over seeds",

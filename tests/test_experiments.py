@@ -312,3 +312,13 @@ def test_run_cost_is_split_by_setting_and_cpu_kind(monkeypatch):
     assert cost["SPOS"]["AMD EPYC, AVX512"]["cpu_min_per_unit"] == pytest.approx(11.0)
     assert cost["SPOS"]["Intel Xeon, AVX2"]["cpu_min_per_unit"] == pytest.approx(4.0)
     assert cost["FairNAS"]["AMD EPYC, AVX512"]["cpu_min_per_unit"] == pytest.approx(50.0)
+
+
+def test_v2_power_seeds_add_only_the_headline_pair(monkeypatch):
+    monkeypatch.setattr(experiments, "V2_POWER_SEEDS", tuple(range(7)))
+    units = experiment_units("v2-main")
+    extra = [u for u in units if u.seed not in experiments.V2_SEEDS]
+    assert [(u.label, u.seed) for u in extra] == [("SPOS", 5), ("PA&DA", 5), ("SPOS", 6), ("PA&DA", 6)]
+    assert all(u.config.rank.every_epochs == 0 for u in extra)
+    assert len(units) == 8 * len(experiments.V2_SEEDS) + 4
+    assert len(experiment_units("v2-main", seeds=(5,))) == 8  # explicit seeds: every method

@@ -196,9 +196,13 @@ def test_report_json_methods_match_the_main_artifact(report_json):
             assert m["difference_vs_SPOS"]["mean"] == pytest.approx(np.mean(diffs))
             assert m["difference_vs_SPOS"]["ci95"] == pytest.approx(_t_interval(diffs))
             sds.append(np.std(diffs, ddof=1))
+            if name == "PA&DA":
+                headline_sd = np.std(diffs, ddof=1)
     n = len(per_seed["SPOS"])
-    mdd = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * np.sqrt(np.mean(np.square(sds))) / np.sqrt(n)
-    assert report_json["main"]["min_detectable_tau_difference"] == pytest.approx(mdd)
+    factor = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) / np.sqrt(n)
+    assert report_json["main"]["headline"] == "PA&DA" and report_json["main"]["paired_seeds"] == n
+    assert report_json["main"]["min_detectable_tau_difference"] == pytest.approx(factor * headline_sd)
+    assert report_json["main"]["all_methods_min_detectable"] == pytest.approx(factor * np.sqrt(np.mean(np.square(sds))))
 
 
 def _within_group_tau_pair_by_pair(truth, pred, keys):
