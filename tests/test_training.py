@@ -122,3 +122,14 @@ def test_methods_of_one_seed_see_the_same_batches_with_a_separate_data_stream(ti
     shared = [override(tiny_config, m + ["train.separate_data_rng=false"]) for m in (spos, pa)]
     assert torch.equal(*[_second_epoch_order(c, tiny_splits) for c in same])
     assert not torch.equal(*[_second_epoch_order(c, tiny_splits) for c in shared])  # path draws moved the stream
+
+
+def test_every_epoch_records_how_peaked_its_sampling_was(tiny_config, tiny_splits):
+    spos = train_supernet(override(tiny_config, ["train.epochs=2"]), splits=tiny_splits).history
+    assert all(h["effective_paths"] == pytest.approx(5.0 ** 6) and h["data_effective_share"] == pytest.approx(1.0)
+               for h in spos) and "path_probs" not in spos[0]
+    pada = train_supernet(override(tiny_config, ["train.epochs=3", "train.tau=1.0", "train.path_sampler=importance",
+                                                 "train.data_sampler=importance"]), splits=tiny_splits).history
+    last = pada[-1]
+    assert last["effective_paths"] < 5.0 ** 6 and last["data_effective_share"] < 1.0 and last["data_max_nq"] > 1.0
+    assert np.allclose(np.sum(last["path_probs"], axis=1), 1.0, atol=1e-4) and len(last["path_probs"]) == 6
