@@ -219,7 +219,7 @@ def v2_motivation_units(seeds=V2_SEEDS) -> list[Unit]:
 
 def _curve(label: str, seed: int) -> bool:
     """Whether a v2 unit ranks every 10 epochs: SPOS and PA&DA (and their 2x-epoch runs) on the first five seeds
-    (seeds added for power rank only at the end: the curves cost a third of a run)."""
+    (seeds added for power rank only at the end: measured, the curves and GV took 141 s of SPOS seed 1's 625 s)."""
     return seed in V2_CURVE_SEEDS and (label in V2_CURVES or label.removesuffix(" 2x epochs") in V2_CURVES)
 
 
@@ -481,8 +481,8 @@ def summarise(name: str, records: list[dict | None]) -> dict:
                               f"run `python -m pada_lite experiment {name}` to compute them")
     truth, fingerprint = _ground_truth(name)
     records = [{**r, "metrics": {} if truth is None else ranking_metrics(r, truth)} for r in records]
-    labels = list(dict.fromkeys(r["label"] for r in records))
-    rows = [_summarise_label([r for r in records if r["label"] == label]) for label in labels]
+    groups = by_label(records)
+    rows = [_summarise_label(group) for group in groups.values()]
     summary = {"experiment": name, "rows": rows, "units": [f"{r['label']}-seed{r['seed']}" for r in records],
                "identities": sorted({recorded_identity(r) for r in records}), "ground_truth": fingerprint,
                **provenance(None, None, "cpu")}
@@ -491,9 +491,8 @@ def summarise(name: str, records: list[dict | None]) -> dict:
     summary["per_seed"] = [{"label": r["label"], "seed": r["seed"], "metrics": r["metrics"],
                             "train_time_s": r["train_time_s"]} for r in records]
     if name in CURVE_EXPERIMENTS:
-        with_curve = [r for r in records if _has_curve(r)]  # v2: the curve seeds of the curve methods
-        summary["stability"] = {label: stability_analysis([r for r in with_curve if r["label"] == label], truth)
-                                for label in labels if any(r["label"] == label for r in with_curve)}
+        with_curve = by_label([r for r in records if _has_curve(r)])  # v2: the curve seeds of the curve methods
+        summary["stability"] = {label: stability_analysis(group, truth) for label, group in with_curve.items()}
     return summary
 
 
@@ -534,6 +533,14 @@ def stability_analysis(records: list[dict], truth=None) -> dict:
     return out
 
 
+def by_label(records: Sequence[dict]) -> dict[str, list[dict]]:
+    """The records grouped by their setting's label, labels in order of first appearance."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["label"], []).append(r)
+    return groups
+
+
 def finished_records(name: str, results_dir: Path = RESULTS_DIR) -> list[dict]:
     """The records of the units of ``name`` finished so far (current configs only), in the experiment's order."""
     return [r for r in (load_unit(u, results_dir) for u in experiment_units(name)) if r is not None]
@@ -543,20 +550,16 @@ def run_cost_by_cpu(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, dic
     """CPU cost of the finished runs of ``name`` per setting and CPU kind (``reliability.cost_by_cpu``: one unit
     per seed, two cores)."""
     from .reliability import cost_by_cpu
-    records = finished_records(name, results_dir)
     return {label: cost_by_cpu(runs, 1, len(runs), 2)
-            for label in dict.fromkeys(r["label"] for r in records)
-            for runs in [[r for r in records if r["label"] == label]]}
+            for label, runs in by_label(finished_records(name, results_dir)).items()}
 
 
 def tau_against_epochs(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
     """Per method with in-training rankings, from the finished units of ``name`` (a partial experiment too):
     ``{"epochs": [E], "seeds": [S], "tau": [S][E]}``, each ranking's Kendall tau against the ground truth."""
     truth, _ = _ground_truth(name)
-    finished = [r for r in finished_records(name, results_dir) if _has_curve(r)]
     curves = {}
-    for label in dict.fromkeys(r["label"] for r in finished):
-        records = [r for r in finished if r["label"] == label]
+    for label, records in by_label([r for r in finished_records(name, results_dir) if _has_curve(r)]).items():
         analysis = stability_analysis(records, truth)
         curves[label] = {"epochs": analysis["epochs"], "seeds": [r["seed"] for r in records],
                          "tau": analysis["tau_against_truth"]}

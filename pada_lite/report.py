@@ -85,10 +85,8 @@ def yardsticks_table(yardsticks: dict) -> str:
 
 def needed(main: dict) -> str:
     """How many paired seeds reach the target detectable difference at the measured sd."""
-    n, target = main.get("seeds_needed_for_target"), main.get("target_detectable_difference")
-    if target is None:
-        return "no target"
-    return f"{target:.2f} needs {n} paired seeds" if n else f"{target:.2f} needs over 1000 paired seeds"
+    n, target = main["seeds_needed_for_target"], main["target_detectable_difference"]
+    return f"{target:.2f} needs {n if n else 'over 1000'} paired seeds"
 
 
 def yardsticks_sentence(yardsticks: dict) -> str:
@@ -97,12 +95,12 @@ def yardsticks_sentence(yardsticks: dict) -> str:
     fit = gt["op_count_fit"]
     slopes = (", ".join(f"{op} {b:+.2f}" for op, b in fit["coefficients"].items()) if fit["coefficients"]
               else "not identified: the live edges are as many in every arch")
-    headline = main.get("headline", "PA&DA")
+    headline = main["headline"]
     power = (f"not measurable yet: {headline} has fewer than two seeds paired with {main['reference']}"
              if main["min_detectable_tau_difference"] is None else
              f"{main['min_detectable_tau_difference']:.3f} (sd of the paired differences "
              f"{main['paired_difference_sd']:.3f}; {needed(main)})")
-    pooled = ("" if main.get("all_methods_min_detectable") is None else
+    pooled = ("" if main["all_methods_min_detectable"] is None else
               f" Over every method (root mean square of their sds, {main['all_methods_paired_seeds']} seeds "
               f"each) it is {main['all_methods_min_detectable']:.3f}.")
     return (f"Smallest tau difference between {headline} and {main['reference']} that a paired t-test (alpha 0.05, "

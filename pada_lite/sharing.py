@@ -180,17 +180,16 @@ def summarise(records: list[dict | None]) -> dict:
     """The artifact: one row per method (τ with a 95 % CI, within-group τ, P@Top5 %, S-tau, top-1 changes, steps,
     GM partitions and distance matrices) and paired differences against the controls."""
     from .benchmark import ground_truth_fingerprint, load_lite_ground_truth
-    from .experiments import ExperimentError, supernet_seed_tau
+    from .experiments import ExperimentError, by_label, supernet_seed_tau
     if any(r is None for r in records):
         raise ExperimentError(f"{sum(r is None for r in records)} unit(s) of experiment {NAME!r} are missing or stale:"
                               f" run `python -m pada_lite experiment {NAME}` to compute them")
     truth = load_lite_ground_truth()
     for r in records:
         r["metrics"] = unit_metrics(r, truth)
-    labels = list(dict.fromkeys(r["label"] for r in records))
-    by_label = {label: sorted([r for r in records if r["label"] == label], key=lambda r: r["seed"]) for label in labels}
+    groups = {label: sorted(group, key=lambda r: r["seed"]) for label, group in by_label(records).items()}
     rows = []
-    for label, group in by_label.items():
+    for label, group in groups.items():
         row = {"name": label, "members": group[0]["members"], "seeds": [r["seed"] for r in group],
                "steps": group[0]["steps"], "family_config": group[0]["job"]["config"]["family"],
                "sampler": {k: group[0]["config"]["train"][k] for k in ("path_sampler", "data_sampler")},
@@ -200,7 +199,7 @@ def summarise(records: list[dict | None]) -> dict:
             row[key] = t_interval([r["metrics"][key] for r in group])
         row["splits"] = [{"seed": r["seed"], "split_log": r["split_log"]} for r in group if r["split_log"]]
         rows.append(row)
-    return {"experiment": NAME, "rows": rows, "paired": paired_differences(by_label),
+    return {"experiment": NAME, "rows": rows, "paired": paired_differences(groups),
             "epochs": records[0]["config"]["train"]["epochs"], "paper_budget_ratios": PAPER_BUDGET_RATIOS,
             "units": [f"{r['label']}-seed{r['seed']}" for r in records],
             "identities": sorted({recorded_identity(r) for r in records}), "ground_truth": ground_truth_fingerprint(),

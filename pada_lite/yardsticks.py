@@ -242,7 +242,7 @@ def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
     CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power. ``partial``: from
     the units finished so far (``main.missing_units`` counts the others) instead of the complete experiment."""
     from .benchmark import PLANS, load_lite_ground_truth, read_artifact
-    from .experiments import benchmark_of, experiment_units, load_experiment, load_unit
+    from .experiments import benchmark_of, experiment_units, finished_records, load_experiment
     from .spaces import str_to_arch
     if not partial:
         load_experiment(experiment)  # raises with the command to run when the saved runs are stale or missing
@@ -253,15 +253,12 @@ def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
     nb201 = nb201_cifar10_scores(archs)
     groups = [live_op_counts(a) for a in archs]
     runs: dict[str, dict[int, dict]] = {}
-    missing = 0
-    for unit in experiment_units(experiment):
-        record = load_unit(unit)
-        if record is None:
-            missing += 1
-            continue
+    records = finished_records(experiment)
+    missing = len(experiment_units(experiment)) - len(records)
+    for record in records:
         position = {str_to_arch(a): k for k, a in enumerate(record["archs"])}
         pred = np.asarray(record["supernet_acc"], dtype=float)[[position[a] for a in archs]]
-        runs.setdefault(unit.label, {})[unit.seed] = ranking_yardsticks(truth, pred, groups, nb201)
+        runs.setdefault(record["label"], {})[record["seed"]] = ranking_yardsticks(truth, pred, groups, nb201)
     rows = method_rows(runs)
     sd, pairs = headline_difference_sd(rows)
     pooled_sd, pooled_pairs = pooled_difference_sd(rows)
