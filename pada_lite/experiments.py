@@ -344,7 +344,7 @@ def train_and_rank(job: SupernetJob, context: Context) -> dict:
     callbacks.append(epoch_progress_callback(context.on_progress))
     start = time.perf_counter()
     result = Trainer(config, context.partial, splits, callbacks).run()
-    train_time = time.perf_counter() - start
+    train_time = result.wall_time_s  # the epochs' wall time across resumes (this process's alone undercounts)
     ranking_cpu = time.process_time()
     acc = evaluate_archs(result.model, ranked, images, config.rank.batch_size)
     cpu = result.cpu_time_s + time.process_time() - ranking_cpu
@@ -451,6 +451,8 @@ def _summarise_label(records: list[dict]) -> dict:
     row["grad_var_curve"] = np.mean([[h["grad_var"] for h in r["history"]] for r in records], axis=0).tolist()
     row["supernet_seed_tau"] = supernet_seed_tau(records)
     row["train_time_s"] = _mean_std([r["train_time_s"] for r in records])
+    if all(r.get("cpu_time_s") for r in records):  # CPU seconds across resumes (v1 records have none)
+        row["cpu_time_s"] = _mean_std([r["cpu_time_s"] for r in records])
     row["final_train_acc"] = _mean_std([r["history"][-1]["train_acc"] for r in records])
     return row
 
@@ -541,9 +543,10 @@ def by_label(records: Sequence[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def finished_records(name: str, results_dir: Path = RESULTS_DIR) -> list[dict]:
-    """The records of the units of ``name`` finished so far (current configs only), in the experiment's order."""
-    return [r for r in (load_unit(u, results_dir) for u in experiment_units(name)) if r is not None]
+def finished_records(name: str, results_dir: Path = RESULTS_DIR, units: list[Unit] | None = None) -> list[dict]:
+    """The records of the units of ``name`` (or of ``units``) finished so far (current configs only), in order."""
+    units = experiment_units(name) if units is None else units
+    return [r for r in (load_unit(u, results_dir) for u in units) if r is not None]
 
 
 def run_cost_by_cpu(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
@@ -566,17 +569,39 @@ def tau_against_epochs(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, 
     return curves
 
 
-def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=None) -> dict:
+def history_curves(name: str, key: str, results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
+    """Per setting, ``key`` of every epoch's record in the finished runs of ``name`` that record it at each epoch
+    (e.g. 'effective_paths', 'grad_var'): ``{"epochs": [E], "seeds": [S], "values": [S][E]}``."""
+    runs = [r for r in finished_records(name, results_dir) if all(key in h for h in r["history"])]
+    return {label: {"epochs": [h["epoch"] for h in records[0]["history"]], "seeds": [r["seed"] for r in records],
+                    "values": [[h[key] for h in r["history"]] for r in records]}
+            for label, records in by_label(runs).items()}
+
+
+def load_experiment(name: str, results_dir: Path = RESULTS_DIR, recompute: bool = False, seeds=None,
+                    partial: bool = False) -> dict:
     """The artifact of experiment ``name`` if it matches the current configs and ground truth; recompute when asked
-    or stale (a changed ground truth only re-scores the saved units: no supernet is retrained)."""
+    or stale (a changed ground truth only re-scores the saved units: no supernet is retrained). ``partial``: while
+    runs are missing, the summary of the finished ones instead (``missing_units`` counts the others; not saved)."""
     path = locate(Path(results_dir) / f"{name}.json")
     units = experiment_units(name, seeds)
     if not recompute and path.exists():
         summary = read_json(path)
         if sorted({u.job(results_dir).identity for u in units}) == summary.get("identities") and \
                 len(summary.get("units", [])) == len(units) and summary.get("ground_truth") == _ground_truth(name)[1]:
-            return summary
+            return {**summary, "missing_units": 0} if partial else summary
+    if partial and not recompute:
+        return partial_summary(name, units, results_dir)
     if not recompute:
         raise ExperimentError(f"{path} is missing or was made with other settings: run "
                               f"`python -m pada_lite experiment {name}` (or pass recompute=True)")
     return run_experiment(name, results_dir=results_dir, seeds=seeds)
+
+
+def partial_summary(name: str, units: list[Unit], results_dir: Path = RESULTS_DIR) -> dict:
+    """:func:`summarise` of the finished ``units`` of ``name``, with ``missing_units``: the number still to run."""
+    records = finished_records(name, results_dir, units)
+    if not records:
+        raise ExperimentError(f"no run of experiment {name!r} has finished yet: run "
+                              f"`python -m pada_lite experiment {name}`")
+    return {**summarise(name, records), "missing_units": len(units) - len(records)}

@@ -26,37 +26,36 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def ground_truth_table(report: dict) -> str:
-    """Seed-to-seed Kendall tau (single runs; with >= 4 seeds also between two disjoint half-means and projected to
-    the whole mean), accuracy range and seed noise of the lite ground truth, per arch subset."""
-    halves = "half_tau" in report["all"]
-    seeds = len(report["seeds"])
-    rows = []
-    for subset, name in (("all", "all"), ("conv_only", "64 conv-only"), ("sampled", "sampled")):
-        r = report[subset]
-        extra = [f"{r['half_tau']:.3f}", f"{r['full_tau_projected']:.3f}"] if halves else []
-        rows.append([f"{name} ({r['num_archs']})", f"{r['seed_tau']:.3f}", *extra,
-                     f"{r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f}", f"{r['seed_std']:.2f}"])
-    extra = ([f"tau between two {report['all']['half_seeds']}-seed means",
-              f"projected tau of the {seeds}-seed mean"] if halves else [])
-    return _table(["archs", "seed-to-seed Kendall tau (single runs)", *extra, "mean accuracy (%)",
-                   "seed std (%)"], rows)
+def ground_truth_table(report: dict, yardsticks: dict) -> str:
+    """The ground truth's reliability, measured: single runs' seed-to-seed tau, the split-half tau of two disjoint
+    halves of its seeds (overall and within op-count groups), its op-count fit and its agreement with NB201.
+    ``report``: :func:`pada_lite.reliability.ground_truth_report`; ``yardsticks``: the ``ground_truth`` entry of
+    :func:`pada_lite.yardsticks.main_yardsticks`."""
+    r, gt = report["all"], yardsticks
+    half = f"{gt['split_half_tau']:.3f} ({gt['split_half_seeds']} per half)" if gt["split_half_tau"] else "fewer than 4"
+    within = gt["within_group_split_half_tau"]
+    return _table(["archs", "complete seeds", "seed-to-seed tau (single runs)", "split-half tau (measured)",
+                   "within-group split-half tau", "op-count fit R^2", "tau vs NB201 CIFAR-10", "mean accuracy (%)",
+                   "seed std (%)"],
+                  [[str(gt["num_archs"]), str(len(gt["seeds"])), f"{r['seed_tau']:.3f}", half,
+                    "" if within is None else f"{within:.3f}", f"{gt['op_count_fit']['r2']:.2f}",
+                    f"{gt['nb201_cifar10_tau']:.3f}", f"{r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f}",
+                    f"{r['seed_std']:.2f}"]])
 
 
-def main_table(summary: dict) -> str:
-    """Main experiment: ranking metrics (all evaluation archs), conv-only tau, GV and train time, mean ± std."""
-    rows = []
-    for row in summary["rows"]:
-        a = row["all"]
-        top_p = next(k for k in a if k.startswith("p_at_top"))
-        top_n = next(k for k in a if k.endswith("_rank") and k.startswith("top"))
-        rows.append([row["label"], pm(a["kendall_tau"]), pm(a["spearman_rho"]), pm(a[top_p], 2), pm(a[top_n], 1),
-                     pm(row["conv64"]["kendall_tau"]), f"{row['grad_var_final']['mean']:.3g}",
-                     f"{row['train_time_s']['mean']:.0f}"])
-    seeds = summary["rows"][0]["all"]["kendall_tau"]["n"]
+def metrics_table(summary: dict) -> str:
+    """Per setting of an experiment summary: its seeds, Spearman, P@Top-k %, Top-n rank, GV over the last epochs,
+    final training accuracy and CPU minutes per run (mean ± std over seeds)."""
+    from .experiments import LATE_EPOCHS
+    first = summary["rows"][0]["all"]
+    top_p = next(k for k in first if k.startswith("p_at_top"))
+    top_n = next(k for k in first if k.startswith("top") and k.endswith("_rank"))
+    rows = [[f"{row['label']} ({len(row['seeds'])})", pm(row["all"]["spearman_rho"]), pm(row["all"][top_p], 2),
+             pm(row["all"][top_n], 1), f"{row['grad_var_late']['mean']:.3g}", pm(row["final_train_acc"], 1),
+             f"{row['cpu_time_s']['mean'] / 60:.1f}" if "cpu_time_s" in row else ""] for row in summary["rows"]]
     n = top_n[len("top"):-len("_rank")]
-    return _table([f"method ({seeds} seeds)", "Kendall tau", "Spearman", f"P@Top{top_p[len('p_at_top'):]}%",
-                   f"Top-{n} rank (1 = best)", "tau conv-64", "GV (final)", "train s"], rows)
+    return _table(["setting (seeds)", "Spearman", f"P@Top{top_p[len('p_at_top'):]}%", f"Top-{n} rank (1 = best)",
+                   f"GV, last {LATE_EPOCHS} epochs", "final train acc (%)", "CPU minutes per run"], rows)
 
 
 def interval(ci: list[float] | None, digits: int = 3) -> str:
@@ -64,13 +63,25 @@ def interval(ci: list[float] | None, digits: int = 3) -> str:
     return "" if ci is None else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
 
 
-def yardsticks_table(yardsticks: dict) -> str:
+def paired_verdict(difference: dict | None, better: str = "better than", worse: str = "worse than",
+                   same: str = "not distinguishable from") -> str:
+    """How a method compares with the reference by its paired difference's 95 % CI (``difference_vs_<reference>``
+    of :func:`pada_lite.yardsticks.method_rows`): ``better`` / ``worse`` when the CI excludes 0, else ``same``."""
+    if not difference or difference["ci95"] is None:
+        return "not yet comparable with (fewer than two paired seeds)"
+    low, high = difference["ci95"]
+    return better if low > 0 else (worse if high < 0 else same)
+
+
+def yardsticks_table(yardsticks: dict, methods: list[str] | None = None) -> str:
     """Each method's tau with its 95 % CI over seeds, within-group tau, paired difference against the reference
-    with its CI and the cross-dataset tau (NB201 CIFAR-10), then the trivial baselines (one value each)."""
+    with its CI and the cross-dataset tau (NB201 CIFAR-10), then the trivial baselines (one value each); only
+    ``methods`` (in their order) when given."""
     main = yardsticks["main"]
     reference = main["reference"]
+    by_name = {m["name"]: m for m in main["methods"]}
     rows = []
-    for m in main["methods"]:
+    for m in (main["methods"] if methods is None else [by_name[n] for n in methods if n in by_name]):
         diff = m.get(f"difference_vs_{reference}")
         rows.append([f"{m['name']} ({len(m['seeds'])})", f"{m['tau_mean']:.3f} {interval(m['tau_ci95'])}",
                      f"{m['within_group_tau']:.3f} {interval(m['within_group_tau_ci95'])}",
@@ -113,38 +124,31 @@ def yardsticks_sentence(yardsticks: dict) -> str:
             f"CIFAR-10 at tau {gt['nb201_cifar10_tau']:.3f}.")
 
 
-def motivation_table(summary: dict) -> str:
-    """Motivation experiment: final GV and Kendall tau on the 64 conv archs per number of candidate ops."""
-    rows = [[row["label"], f"{row['grad_var_final']['mean']:.3g}", pm(row["conv64"]["kendall_tau"])]
-            for row in summary["rows"]]
-    return _table(["candidate ops per edge", "GV (final, mean)", "Kendall tau on the 64 conv archs"], rows)
-
-
 def results_markdown() -> str:
-    """All lite result tables, from data/groundtruth/lite.json and data/results/{main,motivation}.json."""
-    from .benchmark import read_artifact
-    from .experiments import load_experiment
+    """The lite benchmark's results (ground truth, main experiment with its yardsticks, progress of the other
+    experiments), from data/groundtruth/v2.json and the finished runs of data/results/v2-*/."""
+    from .benchmark import PLANS, read_artifact
+    from .experiments import experiment_units, finished_records, load_experiment
     from .reliability import ground_truth_cost, ground_truth_report
     from .yardsticks import main_yardsticks
-    main, motivation = load_experiment("main"), load_experiment("motivation")
-    payload = read_artifact()
-    cost, report = ground_truth_cost(payload), ground_truth_report(payload)
-    yardsticks = main_yardsticks()
+    payload = read_artifact(PLANS["v2"].artifact())
+    cost = ground_truth_cost(payload)
+    yardsticks = main_yardsticks("v2-main", partial=True)
+    main = load_experiment("v2-main", partial=True)
+    progress = [f"{name}: {len(finished_records(name))} of {len(experiment_units(name))} runs finished"
+                for name in ("v2-main", "v2-ablations", "v2-motivation")]
     return "\n\n".join([
-        f"Lite ground truth (`data/groundtruth/lite.json`; 40k unseen images per arch; the mean of "
-        f"{len(report['seeds'])} seeds):", ground_truth_table(report),
-        f"Its {cost['units']} units took {cost['cpu_h']:.1f} CPU hours ({cost['cpu_h_per_seed']:.2f} per seed): "
-        f"about {cost['wall_h']:.1f} h on two idle cores. {cost_by_cpu_sentence(cost)}",
-        "Main experiment (`data/results/main.json`; scored against the lite ground truth; train s: one run's wall time "
-        "on one core, including the GV measurement after every epoch and, for SPOS and PA&DA, the per-epoch ranking "
-        "of the 64 conv archs):", main_table(main),
-        "The main experiment beside its yardsticks (`python -m pada_lite report --json`; within-group tau: pairs of "
-        "archs with the same live op counts; baselines: trivial predictors ranked against the same ground truth):",
-        yardsticks_table(yardsticks), yardsticks_sentence(yardsticks),
-        "Motivation (`data/results/motivation.json`; SPOS; the conv-only ground truth is itself noise, see above):",
-        motivation_table(motivation),
-        f"Recomputing these supernet runs (`python -m pada_lite reproduce --workers 2`) took "
-        f"{reproduce_wall_hours():.2f} h on this project's 2-core CPU."])
+        f"Ground truth (`data/groundtruth/v2.json`): the mean accuracy of each of the {len(payload['archs'])} "
+        f"architectures on 10k held-out images, over its complete seeds ({len(payload['complete_seeds'])} of the "
+        f"{len(payload['seeds'])} planned):",
+        ground_truth_table(ground_truth_report(payload), yardsticks["ground_truth"]),
+        f"Its {cost['units']} finished units took {cost['cpu_h']:.1f} CPU hours. {cost_by_cpu_sentence(cost)}",
+        "Main experiment (`data/results/v2-main/`; each supernet ranks the same 105 networks on 10k held-out images; "
+        "within-group tau: pairs of archs with the same live op counts; baselines: trivial predictors ranked against "
+        "the same ground truth):", yardsticks_table(yardsticks), yardsticks_sentence(yardsticks),
+        "The same runs' other metrics (CPU minutes: one run on one thread, including a GV measurement after every "
+        "epoch and, for SPOS and PA&DA on the first 5 seeds, a ranking every 10 epochs):",
+        metrics_table(main), "Progress: " + "; ".join(progress) + "."])
 
 
 def cost_by_cpu_sentence(cost: dict) -> str:
@@ -153,18 +157,6 @@ def cost_by_cpu_sentence(cost: dict) -> str:
              f"{c['wall_h_all_seeds']:.1f} h for all {cost['seeds']} seeds"
              for cpu, c in sorted(cost["by_cpu"].items(), key=lambda kv: kv[1]["cpu_min_per_unit"])]
     return f"By CPU kind, on {cost['cores']} idle cores: {'; '.join(parts)}." if len(parts) > 1 else ""
-
-
-def reproduce_wall_hours(results_dir: Path | None = None) -> float:
-    """Elapsed hours of the last `reproduce`: first unit start to last unit end, from the unit records."""
-    from datetime import datetime, timedelta
-
-    from .experiments import REPRODUCED, RESULTS_DIR, experiment_units, load_unit
-    records = [load_unit(u, results_dir or RESULTS_DIR) for name in REPRODUCED for u in experiment_units(name)]
-    records = [r for r in records if r is not None]
-    ends = [datetime.fromisoformat(r["created"]) for r in records]
-    starts = [e - timedelta(seconds=r["wall_time_s"]) for e, r in zip(ends, records)]
-    return (max(ends) - min(starts)).total_seconds() / 3600
 
 
 def readme_block(text: str) -> str:

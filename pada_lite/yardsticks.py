@@ -240,7 +240,7 @@ def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndar
 def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
     """The yardsticks of a main experiment (``python -m pada_lite report --json``): ground truth, methods (tau with
     CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power. ``partial``: from
-    the units finished so far (``main.missing_units`` counts the others) instead of the complete experiment."""
+    the units finished so far instead of the complete experiment (``main.missing_units`` counts the runs not done)."""
     from .benchmark import PLANS, load_lite_ground_truth, read_artifact
     from .experiments import benchmark_of, experiment_units, finished_records, load_experiment
     from .spaces import str_to_arch
@@ -274,7 +274,7 @@ def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
                      "all_methods_difference_sd": pooled_sd, "all_methods_paired_seeds": pooled_pairs,
                      "all_methods_min_detectable": (None if pooled_sd is None else
                                                     min_detectable_difference(pooled_sd, pooled_pairs)),
-                     **({"missing_units": missing} if partial else {}),
+                     "missing_units": missing, "complete": missing == 0,
                      "min_detectable_formula": MDD_FORMULA + f"; sd: that of {HEADLINE_METHOD} - "
                                                              f"{REFERENCE_METHOD} over the paired seeds (all "
                                                              "methods: root mean square of their sds, over the "

@@ -76,6 +76,23 @@ def test_stale_or_missing_artifacts_are_reported(tmp_path):
         experiments.summarise("smoke", [load_unit(u, tmp_path) for u in experiment_units("smoke")])
 
 
+def test_partial_load_summarises_the_finished_runs_and_counts_the_rest(tmp_path):
+    with pytest.raises(ExperimentError, match="no run of experiment 'smoke' has finished"):
+        load_experiment("smoke", results_dir=tmp_path, partial=True)
+    shutil.copytree(RESULTS_DIR / "smoke", tmp_path / "smoke")
+    first, second = experiment_units("smoke")
+    unit_path(second, tmp_path).unlink()
+    with pytest.raises(ExperimentError, match="missing or was made with other settings"):
+        load_experiment("smoke", results_dir=tmp_path)
+    summary = load_experiment("smoke", results_dir=tmp_path, partial=True)
+    assert summary["missing_units"] == 1 and summary["units"] == [f"{first.label}-seed{first.seed}"]
+    assert [row["label"] for row in summary["rows"]] == [first.label]
+    assert not (tmp_path / "smoke.json").exists()  # a partial summary is not saved
+    shutil.copy(unit_path(second, RESULTS_DIR), unit_path(second, tmp_path))
+    complete = load_experiment("smoke", results_dir=tmp_path, partial=True)
+    assert complete["missing_units"] == 0 and len(complete["rows"]) == 2
+
+
 def test_unknown_experiment_and_unit_layout():
     with pytest.raises(ExperimentError, match="unknown experiment"):
         experiment_units("everything")

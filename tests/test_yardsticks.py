@@ -160,49 +160,63 @@ def _t_interval(values):
     return list(stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v)))
 
 
+def _v2_payload():
+    from pada_lite.benchmark import PLANS, read_artifact
+    return read_artifact(PLANS["v2"].artifact())
+
+
 def test_report_json_ground_truth_matches_the_artifact(report_json):
-    from pada_lite.benchmark import read_artifact
-    payload = read_artifact()
+    from pada_lite.reliability import half_splits
+    payload = _v2_payload()
     gt = report_json["ground_truth"]
     seeds = payload["complete_seeds"]
-    assert gt["seeds"] == seeds and gt["num_archs"] == len(payload["archs"])
-    acc = np.array([payload["eval_acc"][str(s)] for s in seeds])
-    half = len(seeds) // 2
-    taus = []
-    for first in itertools.combinations(seeds[1:], half - 1):
-        a = [0, *first]
-        b = [s for s in seeds if s not in a][:half]
-        taus.append(stats.kendalltau(acc[a].mean(0), acc[b].mean(0)).statistic)
-    assert gt["split_half_tau"] == pytest.approx(np.mean(taus)) and gt["split_half_seeds"] == half
+    assert gt["seeds"] == seeds and gt["num_archs"] == len(payload["archs"]) == 105
+    acc = np.array([payload["eval_acc"][str(s)] for s in seeds])  # [S, N]
+    splits = half_splits(len(seeds))
+    assert all(len(a) == len(b) == len(seeds) // 2 and not set(a) & set(b) for a, b in splits)
+    taus = [stats.kendalltau(acc[a].mean(0), acc[b].mean(0)).statistic for a, b in splits]
+    assert gt["split_half_tau"] == pytest.approx(np.mean(taus)) and gt["split_half_seeds"] == len(seeds) // 2
+    assert np.asarray(payload["mean_eval_acc"]) == pytest.approx(acc.mean(0), abs=1e-6)
 
 
-def test_report_json_methods_match_the_main_artifact(report_json):
-    from pada_lite.experiments import RESULTS_DIR
-    main = json.loads((RESULTS_DIR / "main.json").read_text())
+def _per_seed_taus():
+    """{method: {seed: tau}} of the finished v2-main runs, scored by the experiment summary (not the yardsticks)."""
+    from pada_lite.experiments import load_experiment
     per_seed = {}
-    for r in main["per_seed"]:
+    for r in load_experiment("v2-main", partial=True)["per_seed"]:
         per_seed.setdefault(r["label"], {})[r["seed"]] = r["metrics"]["all"]["kendall_tau"]
+    return per_seed
+
+
+def test_report_json_methods_match_the_runs(report_json):
+    per_seed = _per_seed_taus()
     methods = {m["name"]: m for m in report_json["main"]["methods"]}
-    assert list(methods) == [row["label"] for row in main["rows"]]
-    sds = []
+    assert list(methods) == list(per_seed) and report_json["main"]["experiment"] == "v2-main"
     for name, by_seed in per_seed.items():
         m, taus = methods[name], [by_seed[s] for s in sorted(by_seed)]
         assert m["seeds"] == sorted(by_seed)
         assert m["tau_mean"] == pytest.approx(np.mean(taus))
-        assert m["tau_ci95"] == pytest.approx(_t_interval(taus))
+        if len(taus) > 1:
+            assert m["tau_ci95"] == pytest.approx(_t_interval(taus))
         assert -1 <= m["within_group_tau"] <= 1 and -1 <= m["nb201_cifar10_tau"] <= 1
         if name != "SPOS":
-            diffs = [by_seed[s] - per_seed["SPOS"][s] for s in sorted(by_seed)]
+            paired = [s for s in sorted(by_seed) if s in per_seed["SPOS"]]
+            diffs = [by_seed[s] - per_seed["SPOS"][s] for s in paired]
             assert m["difference_vs_SPOS"]["mean"] == pytest.approx(np.mean(diffs))
-            assert m["difference_vs_SPOS"]["ci95"] == pytest.approx(_t_interval(diffs))
-            sds.append(np.std(diffs, ddof=1))
-            if name == "PA&DA":
-                headline_sd = np.std(diffs, ddof=1)
-    n = len(per_seed["SPOS"])
+            if len(diffs) > 1:
+                assert m["difference_vs_SPOS"]["ci95"] == pytest.approx(_t_interval(diffs))
+
+
+def test_report_json_power_is_that_of_the_headline_pair(report_json):
+    per_seed = _per_seed_taus()
+    paired = [s for s in sorted(per_seed["PA&DA"]) if s in per_seed["SPOS"]]
+    diffs = [per_seed["PA&DA"][s] - per_seed["SPOS"][s] for s in paired]
+    n = len(diffs)
     factor = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) / np.sqrt(n)
-    assert report_json["main"]["headline"] == "PA&DA" and report_json["main"]["paired_seeds"] == n
-    assert report_json["main"]["min_detectable_tau_difference"] == pytest.approx(factor * headline_sd)
-    assert report_json["main"]["all_methods_min_detectable"] == pytest.approx(factor * np.sqrt(np.mean(np.square(sds))))
+    main = report_json["main"]
+    assert main["headline"] == "PA&DA" and main["paired_seeds"] == n
+    assert main["min_detectable_tau_difference"] == pytest.approx(factor * np.std(diffs, ddof=1))
+    assert main["complete"] == (main["missing_units"] == 0)
 
 
 def _within_group_tau_pair_by_pair(truth, pred, keys):
@@ -216,27 +230,26 @@ def _within_group_tau_pair_by_pair(truth, pred, keys):
 
 def test_report_json_within_group_tau_of_spos(report_json):
     """SPOS's within-group tau, recomputed pair by pair from its unit files and the ground truth."""
-    from pada_lite.benchmark import read_artifact
     from pada_lite.experiments import RESULTS_DIR
     from pada_lite.spaces import str_to_arch
     from pada_lite.spaces.nb201 import live_edges
-    payload = read_artifact()
+    payload = _v2_payload()
     truth = np.array(payload["mean_eval_acc"])
     keys = [tuple(sorted(op for op, on in zip(a, live_edges(a)) if on)) for a in map(str_to_arch, payload["archs"])]
     spos = [m for m in report_json["main"]["methods"] if m["name"] == "SPOS"][0]
     values = []
     for seed in spos["seeds"]:
-        record = json.loads((RESULTS_DIR / "main" / f"SPOS-seed{seed}.json").read_text())
-        assert record["archs"] == payload["archs"]
-        values.append(_within_group_tau_pair_by_pair(truth, np.array(record["supernet_acc"]), keys))
+        record = json.loads((RESULTS_DIR / "v2-main" / f"SPOS-seed{seed}.json").read_text())
+        position = {a: k for k, a in enumerate(record["archs"])}
+        pred = np.array(record["supernet_acc"])[[position[a] for a in payload["archs"]]]
+        values.append(_within_group_tau_pair_by_pair(truth, pred, keys))
     assert spos["within_group_tau"] == pytest.approx(np.mean(values))
     assert spos["within_group_tau_ci95"] == pytest.approx(_t_interval(values))
 
 
 def test_report_json_baselines_include_size_and_op_counts(report_json):
-    from pada_lite.benchmark import read_artifact
     from pada_lite.spaces import str_to_arch
-    payload = read_artifact()
+    payload = _v2_payload()
     baselines = {b["name"]: b for b in report_json["main"]["baselines"]}
     assert {"parameters", "FLOPs", "minus live avg_pool_3x3", "9 x live conv3x3 + live conv1x1"} <= set(baselines)
     pools = [-live_op_counts(str_to_arch(a))[3] for a in payload["archs"]]
@@ -285,6 +298,22 @@ def test_split_half_curve_and_its_projection_against_hand_values():
 
 def test_report_prints_the_partial_v2_table_with_its_baselines(capsys):
     from pada_lite.cli import main
-    assert main(["report", "--experiment", "v2-main", "--partial"]) == 0
+    assert main(["report", "--experiment", "main"]) == 0
     out = capsys.readouterr().out
     assert "| baseline: parameters |" in out and "split-half tau" in out
+
+
+def test_paired_verdict_reads_the_interval_and_the_table_keeps_the_asked_methods():
+    from pada_lite.report import paired_verdict, yardsticks_table
+    assert paired_verdict({"ci95": [0.01, 0.2]}) == "better than"
+    assert paired_verdict({"ci95": [-0.2, -0.01]}) == "worse than"
+    assert paired_verdict({"ci95": [-0.1, 0.1]}) == "not distinguishable from"
+    assert paired_verdict({"ci95": None}).startswith("not yet comparable")
+    assert paired_verdict(None).startswith("not yet comparable")
+    method = {"tau_mean": 0.5, "tau_ci95": [0.4, 0.6], "within_group_tau": 0.2, "within_group_tau_ci95": None,
+              "nb201_cifar10_tau": 0.3, "nb201_cifar10_tau_ci95": None, "seeds": [0, 1]}
+    ys = {"main": {"reference": "A", "baselines": [],
+                   "methods": [{**method, "name": "A"},
+                               {**method, "name": "B", "difference_vs_A": {"mean": 0.1, "ci95": [0.05, 0.15]}}]}}
+    table = yardsticks_table(ys, methods=["B", "missing"])
+    assert "| B (2) |" in table and "| A (2) |" not in table and "+0.100 [+0.050, +0.150]" in table
