@@ -150,7 +150,7 @@ def cmd_experiment(args) -> int:
         summary = run_experiment(args.name, force=args.force, workers=args.workers, labels=args.only)
         if summary is None:
             print(f"{args.name}: the runs of {args.only} are done; other runs are missing, so no summary yet (see "
-                  f"`python -m pada_lite report --experiment {args.name}`)")
+                  "`python -m pada_lite report`)")
             return 0
         summaries = {args.name: summary}
     for name, summary in summaries.items():
@@ -165,17 +165,11 @@ def cmd_experiment(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import README, results_markdown, update_readme
-    if args.json or args.experiment != "v2-main":
-        from .yardsticks import main_yardsticks
-        yardsticks = main_yardsticks(args.experiment, partial=True)
     if args.json:
         import json
-        print(json.dumps(yardsticks, indent=2))
-    elif args.experiment != "v2-main":
-        from .report import yardsticks_sentence, yardsticks_table
-        missing = yardsticks["main"]["missing_units"]
-        print(yardsticks_table(yardsticks) + "\n\n" + yardsticks_sentence(yardsticks) +
-              (f"\n\n({missing} runs of {args.experiment} are not done yet.)" if missing else ""))
+
+        from .yardsticks import main_yardsticks
+        print(json.dumps(main_yardsticks("v2-main", partial=True), indent=2))
     elif args.update_readme:
         update_readme()
         print(f"updated the results block of {README}")
@@ -399,8 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "the summary is written once every run is done")
     p.set_defaults(func=cmd_experiment)
     p = sub.add_parser("reproduce", help="recompute every lite experiment artifact (progress bar with ETA)",
-                       description="Recompute motivation, main, ablations and stability (needs the lite ground "
-                                   "truth: python -m pada_lite groundtruth).")
+                       description="Recompute v2-main, v2-ablations and v2-motivation (needs their ground truths: "
+                                   "python -m pada_lite groundtruth --benchmark v2, then --benchmark v2-motivation).")
     p.add_argument("--force", action="store_true", help="recompute runs whose results already exist")
     p.add_argument("--workers", type=int, default=2, help="parallel single-threaded worker processes (default 2)")
     p.set_defaults(func=cmd_experiment)
@@ -408,10 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Markdown tables made from the ground truth and experiment artifacts.")
     p.add_argument("--update-readme", action="store_true", help="rewrite the results block of README.md")
     p.add_argument("--json", action="store_true", help="print the main experiment's yardsticks as one JSON object "
-                   "(ground-truth reliability, tau with 95 %% CIs, within-group tau, paired differences, baselines)")
-    p.add_argument("--experiment", choices=["v2-main", "main"], default="v2-main",
-                   help="whose yardsticks to report (default v2-main; main: the retired v1 benchmark); always from "
-                        "the runs finished so far, with main.missing_units counting the others")
+                   "(ground-truth reliability, tau with 95 %% CIs, within-group tau, paired differences, baselines), "
+                   "from the runs finished so far (main.missing_units counts the others)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("search", help="search the DARTS or MobileNet space with a supernet (resumable)",
                        description="Train (or resume) a single-path supernet, run SPOS's evolution and a random "

@@ -9,13 +9,16 @@ preset changed with :func:`vary` (``dataclasses.replace`` per section), never a 
 the units into the artifact the book loads and scores the rankings against the lite ground truth there, so a unit
 never depends on the ground truth and the two can be computed in parallel.
 
-- ``motivation``: supernets with 2, 3, 4, 5 candidate ops per edge; GV during training, Kendall tau on the 64 conv
-  archs.
-- ``main``: SPOS, FairNAS, PA only, DA only, PA&DA at equal budget; all ranking metrics, GV, wall time; 3 seeds.
-- ``ablations``: batch size, τ schedule, sample- vs class-wise DA, unweighted vs unbiased importance weighting,
-  shared vs per-edge path distribution (all on PA&DA; its reference row is the ``main`` experiment's PA&DA units).
-- ``stability`` ("Deeper Insights"): no training of its own; Kendall tau between consecutive epochs and between seeds,
-  and how the supernet's top-1 arch moves, from the per-epoch rankings the ``main`` units record.
+- ``v2-main``: SPOS, FairNAS, PA only, DA only, PA&DA, PA&DA with unbiased weights, SPOS and PA&DA with freed
+  gradients, on the lite benchmark v2 (the supernets have the ground truth's own networks); 5 paired seeds, the
+  headline pair (SPOS, PA&DA) on 25; SPOS and PA&DA on the first 5 seeds also rank every 10 epochs.
+- ``v2-ablations``: PA&DA with one setting changed (batch size at an equal number of steps, τ schedule, class-wise DA,
+  per-edge PA), SPOS and PA&DA at twice the budget; 3 seeds; the reference rows are ``v2-main``'s units.
+- ``v2-motivation``: SPOS supernets with 2, 3, 4, 5 candidate ops per edge, ranking the 13 archs built from 'none' and
+  'nor_conv_3x3' against their own ground truth; 5 seeds.
+- ``motivation`` (version 1, kept until ``v2-motivation`` replaces it in the book): the same on v1's 1-cell supernets,
+  Kendall tau on the 64 conv archs. v1's ``main``, ``ablations`` and ``stability`` are retired (git history has them).
+- ``smoke``: a seconds-long pipeline check with no ground truth.
 """
 from __future__ import annotations
 
@@ -39,7 +42,6 @@ SEEDS = (0, 1, 2)
 RESULTS_DIR = data_home() / "results"
 RANK_TEST_IMAGES = 3000         # test images each final ranking uses (169 archs x 3k images: ~90 s on one core)
 EPOCH_RANK_TEST_IMAGES = 1000   # test images of the per-epoch rankings of the 64 conv archs (stability)
-STABILITY_METHODS = ("SPOS", "PA&DA")  # main units that also rank after every epoch
 GV_SAMPLES, GV_BATCH = 16, 64   # gradient-variance measurement at every epoch end
 LATE_EPOCHS = 10                # GV is also summarised as the mean over the last epochs: one 16-draw measurement
                                 # is heavy-tailed under importance weights (1 / (N q) spans orders of magnitude)
@@ -137,37 +139,6 @@ def motivation_units(seeds=(0, 1)) -> list[Unit]:
     return _units("motivation", settings, seeds)
 
 
-def main_units(seeds=SEEDS) -> list[Unit]:
-    units = _units("main", {name: {"train": changes} for name, changes in METHODS.items()}, seeds)
-    for unit in units:
-        unit.rank_every_epoch = unit.label in STABILITY_METHODS
-    return units
-
-
-def stability_units(seeds=SEEDS) -> list[Unit]:
-    """The main units that rank after every epoch (no training of their own)."""
-    return [u for u in main_units(seeds) if u.rank_every_epoch]
-
-
-ABLATION_SEEDS = (0,)  # one seed per ablation setting (the main table has three): the 2-hour budget of `reproduce`
-
-
-def ablation_units(seeds=ABLATION_SEEDS) -> list[Unit]:
-    """PA&DA with one setting changed; the reference row (lite defaults) reuses the main experiment's PA&DA units."""
-    pada = METHODS["PA&DA"]
-    defaults = base_config().train
-    changes = {f"batch={b}": {"batch_size": b} for b in (64, 256, 512)}
-    changes["tau=constant 0.5"] = {"tau": 0.5}  # half importance, half uniform from epoch 1 on
-    changes["tau=cosine"] = {"tau": "cosine"}
-    changes["DA class-wise"] = {"da_granularity": "class"}
-    changes["unbiased weights"] = {"importance_weighting": True}
-    changes["per-edge PA"] = {"pa_scope": "edge"}
-    reference = [u for u in main_units(seeds) if u.label == "PA&DA"]
-    assert (defaults.batch_size, defaults.tau, defaults.da_granularity, defaults.pa_scope) == (128, "linear", "sample",
-                                                                                               "shared")
-    return reference + _units("ablations", {k: {"train": {**pada, **v}} for k, v in changes.items()}, seeds)
-
-
 # ---------------------------------------------------------------------------------- lite benchmark v2
 V2_EPOCHS = 100        # supernet epochs of 20k images (157 steps of 128 each): where SPOS's tau levels off
 V2_SEEDS = (0, 1, 2, 3, 4)
@@ -259,8 +230,7 @@ def smoke_units(seeds=(0,)) -> list[Unit]:
 
 
 EXPERIMENTS: dict[str, Callable[..., list[Unit]]] = {  # name -> units (each with its default seeds)
-    "motivation": motivation_units, "main": main_units, "ablations": ablation_units, "stability": stability_units,
-    "smoke": smoke_units, "v2-main": v2_main_units, "v2-ablations": v2_ablation_units,
+    "motivation": motivation_units, "smoke": smoke_units, "v2-main": v2_main_units, "v2-ablations": v2_ablation_units,
     "v2-motivation": v2_motivation_units}
 BENCHMARK_OF = {"smoke": None, "v2-main": "v2", "v2-ablations": "v2",  # ground truth (benchmark.PLANS); else lite
                 "v2-motivation": "v2-motivation"}
@@ -403,13 +373,14 @@ def run_experiment(name: str, force: bool = False, seeds=None, results_dir: Path
     return summary
 
 
-REPRODUCED = ("motivation", "main", "ablations", "stability")
+REPRODUCED = ("v2-main", "v2-ablations", "v2-motivation")  # the lite benchmark's experiments, in this order
 
 
 def reproduce(force: bool = False, results_dir: Path = RESULTS_DIR, progress: bool = True, workers: int = 1) -> dict:
     """Recompute every lite experiment artifact (one progress bar with ETA over all runs); returns the summaries."""
-    _ground_truth("main")  # fail before hours of training, not after, when the ground truth is missing
-    units = [u for name in REPRODUCED for u in experiment_units(name)]
+    for name in REPRODUCED:
+        _ground_truth(name)  # fail before hours of training, not after, when a ground truth is missing
+    units = list({u.identity: u for name in REPRODUCED for u in experiment_units(name)}.values())  # shared once
     run_units(units, "reproduce", force, results_dir, progress, workers)
     return {name: run_experiment(name, results_dir=results_dir, progress=False) for name in REPRODUCED}
 
@@ -498,7 +469,7 @@ def summarise(name: str, records: list[dict | None]) -> dict:
     return summary
 
 
-CURVE_EXPERIMENTS = ("stability", "smoke", "v2-main", "v2-ablations")  # summaries with the in-training rankings
+CURVE_EXPERIMENTS = ("smoke", "v2-main", "v2-ablations")  # summaries with the in-training rankings
 
 
 def _has_curve(record: dict) -> bool:

@@ -237,7 +237,7 @@ def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndar
             "nb201_cifar10_tau": kendall_tau(nb201, mean)}
 
 
-def main_yardsticks(experiment: str = "main", partial: bool = False) -> dict:
+def main_yardsticks(experiment: str = "v2-main", partial: bool = False) -> dict:
     """The yardsticks of a main experiment (``python -m pada_lite report --json``): ground truth, methods (tau with
     CIs, within-group tau, paired differences against SPOS, cross-dataset tau), baselines, power. ``partial``: from
     the units finished so far instead of the complete experiment (``main.missing_units`` counts the runs not done)."""

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO
 
-CHAPTER = "pada"  # loads the main, ablations and stability artifacts and the lite ground truth; trains nothing
+CHAPTER = "pada"  # loads the v2 main and ablation runs and the v2 ground truth; trains nothing
 EXECUTE = """
 import sys
 import nbformat

@@ -296,11 +296,11 @@ def test_split_half_curve_and_its_projection_against_hand_values():
         split_half_curve(acc, [3])
 
 
-def test_report_prints_the_partial_v2_table_with_its_baselines(capsys):
+def test_report_prints_the_v2_tables_with_their_baselines(capsys):
     from pada_lite.cli import main
-    assert main(["report", "--experiment", "main"]) == 0
+    assert main(["report"]) == 0
     out = capsys.readouterr().out
-    assert "| baseline: parameters |" in out and "split-half tau" in out
+    assert "| baseline: parameters |" in out and "split-half tau" in out and "v2-main:" in out
 
 
 def test_paired_verdict_reads_the_interval_and_the_table_keeps_the_asked_methods():
