@@ -25,7 +25,7 @@ test: $(STAMP)
 
 train: $(STAMP)
 	$(BIN)/python -m pada_lite train --preset lite
-	$(BIN)/python -m pada_lite rank --run runs/lite
+	$(BIN)/python -m pada_lite rank --run runs/lite --ground-truth lite
 
 clean:
 	rm -rf _build runs

@@ -58,7 +58,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .evalset import EVALUATION_SET_DOC, evaluation_archs, is_conv_only, motivation_archs, sampled_archs
+from .evalset import ARCH_SET_DOCS, EVALUATION_SET_DOC, evaluation_archs, is_conv_only, motivation_archs, sampled_archs
 from .groundtruth import GroundTruth
 from .paths import data_home, locate
 from .provenance import provenance, read_json, write_json
@@ -286,7 +286,7 @@ def merge_units(units: Sequence[Unit], done: dict[str, dict], config: Standalone
             "mean_eval_acc": means["eval_acc"], "mean_test_acc": means["test_acc"],
             "wall_time_s_total": round(sum(r["wall_time_s"] for r in done.values()), 3),
             "cpu_time_s_total": round(sum(r.get("cpu_time_s") or 0.0 for r in done.values()), 3),
-            "units": unit_info, "evaluation_set": EVALUATION_SET_DOC,
+            "units": unit_info, "evaluation_set": ARCH_SET_DOCS.get(name, EVALUATION_SET_DOC),
             **provenance(config.to_dict())}
 
 

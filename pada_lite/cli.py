@@ -56,8 +56,16 @@ def cmd_train(args) -> int:
 
 
 def arch_set(name: str, ops, count: int, seed: int) -> list[tuple]:
-    """Named arch lists: conv64 (the 64 conv1x1/conv3x3 archs), sample (random, fixed seed), all."""
+    """Named arch lists: benchmark (the lite benchmark's 105 archs), conv64 (the 64 conv1x1/conv3x3 archs), sample
+    (random, fixed seed), all."""
     from .spaces import conv_only_archs, enumerate_archs
+    if name == "benchmark":
+        from .benchmark import PLANS
+        archs = PLANS["v2"].archs()
+        if any(op not in ops for a in archs for op in a):
+            raise ConfigError(f"--archs benchmark needs a supernet with all five NB201 ops, this one has {list(ops)}: "
+                              "rank --archs sample or all instead")
+        return archs
     if name == "conv64":
         return conv_only_archs()
     archs = enumerate_archs(ops)
@@ -73,16 +81,20 @@ def cmd_rank(args) -> int:
     from .artifacts import write_rank_artifact
     from .data import load_splits
     from .evaluation import evaluate_archs
+    from .experiments import ranking_images
     from .spaces import arch_to_str
     from .training import load_supernet
     model, config = load_supernet(args.run, args.device)
     archs = arch_set(args.archs, config.space.ops, args.count or config.rank.sample_archs, config.rank.sample_seed)
     truth = None
-    if args.ground_truth:  # before the evaluation: an offline failure must not cost it
+    if args.ground_truth == "lite":  # before the evaluation: a missing ground truth must not cost it
+        from .benchmark import PLANS, load_lite_ground_truth
+        truth = load_lite_ground_truth(PLANS["v2"].artifact()).accuracies(archs)
+    elif args.ground_truth:
         from .groundtruth import GroundTruth
         truth = GroundTruth.nb201("mirror-json" if args.ground_truth == "nb201" else args.ground_truth)
         truth = truth.accuracies(archs)
-    test = load_splits(config.data).test
+    test = ranking_images(config.rank, load_splits(config.data))
     start = time.perf_counter()
     acc = evaluate_archs(model, archs, test, config.rank.batch_size, amp=args.amp, progress=True, method=args.method)
     wall = time.perf_counter() - start
@@ -355,11 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rank", help="evaluate sub-networks with inherited weights and compute ranking metrics",
                        description="Evaluate architectures with the weights of a trained supernet (a run folder).")
     p.add_argument("--run", required=True, help="run folder written by `train` (holds supernet.pt)")
-    p.add_argument("--archs", default="conv64", choices=["conv64", "sample", "all"],
-                   help="which archs: the 64 conv1x1/conv3x3 archs, a random sample, or the whole space")
+    p.add_argument("--archs", default="benchmark", choices=["benchmark", "conv64", "sample", "all"],
+                   help="which archs: the lite benchmark's 105 (default), the 64 conv1x1/conv3x3 archs, a random "
+                        "sample, or the whole space")
     p.add_argument("--count", type=int, help="size of the random sample (default: config rank.sample_archs)")
-    p.add_argument("--ground-truth", help="ground truth to compare with: 'nb201' (NB201 CIFAR-10 test accuracies, "
-                   "downloaded and sha256-checked) or the path of an official NB201 .pth file")
+    p.add_argument("--ground-truth", help="ground truth to compare with: 'lite' (the lite benchmark's, for --archs "
+                   "benchmark), 'nb201' (NB201 CIFAR-10 test accuracies, downloaded and sha256-checked) or the path "
+                   "of an official NB201 .pth file")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--method", default="auto", choices=["auto", "fast", "simple"],
                    help="auto: the exact batched evaluator when the model supports it; simple: one arch at a time")
@@ -371,9 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compute the lite benchmark's ground truth: every evaluation arch trained "
                                    "stand-alone per seed. Each finished unit is saved in <out>/units/; re-running "
                                    "continues where it stopped; <out>.json is the merged artifact.")
-    p.add_argument("--benchmark", choices=sorted(PLANS), default="lite",
-                   help="which ground truth: lite (v1: 169 archs, 9 seeds), v2 (the 105 sampled archs, 26 seeds, "
-                        "v1's seeds reused) or v2-motivation (13 archs of none + conv3x3, 24 seeds); default lite")
+    p.add_argument("--benchmark", choices=sorted(PLANS), default="v2",
+                   help="which ground truth: v2 (the lite benchmark: 105 sampled archs, 26 seeds, v1's seeds "
+                        "reused), v2-motivation (13 archs of none + conv3x3, 24 seeds) or lite (version 1, retired: "
+                        "169 archs, 9 seeds); default v2")
     p.add_argument("--seeds", type=int, nargs="+",
                    help="training seeds (default: the benchmark's; the ground truth is the mean over the seeds that "
                         "every arch has, so it stays usable while more are added)")

@@ -133,3 +133,9 @@ EVALUATION_SET_DOC = (f"64 conv-only archs + {SAMPLE_PER_STRATUM} canonical conn
                       f"stratum with <= {MAX_SAMPLED_PARAMETRIC} convs (numpy default_rng({SAMPLE_SEED})), "
                       f"each list shuffled with default_rng({ORDER_SEED}) and interleaved in proportion; "
                       "see pada_lite.evalset")
+
+ARCH_SET_DOCS = {  # what each ground-truth plan's archs are (benchmark.PLANS), written into its artifact
+    "lite": EVALUATION_SET_DOC,
+    "v2": "the stratified sample of the lite evaluation set without its 64 conv-only archs: " +
+          EVALUATION_SET_DOC.split(" + ", 1)[1],
+    "v2-motivation": "the 13 distinct connected archs built from 'none' and 'nor_conv_3x3' only (index order)"}

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import RunConfig, lite
+from .config import RunConfig, lite, lite_v1
 from .paths import data_home, locate
 from .provenance import provenance, read_json, write_json
 from .runner import Context, Job, JobKind, load_record, neutral, recorded_identity, register, run_jobs
@@ -121,7 +121,7 @@ class Unit:
 
 def base_config(**sections: dict) -> RunConfig:
     """The lite preset as every experiment uses it (no progress bars: the runner shows one), then ``sections``."""
-    config = vary(lite(), train={"progress": False, "zero_filled_grads": False,  # as v1 ran: freed gradients,
+    config = vary(lite_v1(), train={"progress": False, "zero_filled_grads": False,  # as v1 ran: freed gradients,
                                  "separate_data_rng": False},                  # one random stream
                   data={"test_size": RANK_TEST_IMAGES})
     return vary(config, **sections)
@@ -155,17 +155,10 @@ V2_CURVE_SEEDS = (0, 1, 2, 3, 4)  # the seeds whose runs of those methods are ra
 
 
 def v2_base_config(**sections: dict) -> RunConfig:
-    """The v2 supernet: the ground truth's own networks (8x8, C=4, 3 cells per stage) on its 20k training images,
-    ranked on 10k of its held-out images; then ``sections``."""
-    from .standalone import StandaloneConfig
-    truth = StandaloneConfig.lite()
-    base = lite()
-    config = dataclasses.replace(
-        base, name="v2", data=truth.data_config(),
-        space=dataclasses.replace(base.space, channels=truth.channels, cells_per_stage=truth.cells_per_stage))
-    config = vary(config, train={"epochs": V2_EPOCHS, "progress": False},
-                  rank={"split": "valid", "images": V2_RANK_IMAGES})
-    return vary(config, **sections)
+    """The v2 supernet: the lite preset (the ground truth's own networks on its 20k training images, ranked on 10k
+    of its held-out images) named 'v2', without progress bars; then ``sections``."""
+    config = dataclasses.replace(lite(), name="v2")
+    return vary(vary(config, train={"epochs": V2_EPOCHS, "progress": False}), **sections)
 
 
 def v2_units(name: str, settings: dict[str, dict], seeds) -> list[Unit]:

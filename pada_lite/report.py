@@ -37,7 +37,7 @@ def ground_truth_table(report: dict, yardsticks: dict) -> str:
     return _table(["archs", "complete seeds", "seed-to-seed tau (single runs)", "split-half tau (measured)",
                    "within-group split-half tau", "op-count fit R^2", "tau vs NB201 CIFAR-10", "mean accuracy (%)",
                    "seed std (%)"],
-                  [[str(gt["num_archs"]), str(len(gt["seeds"])), f"{r['seed_tau']:.3f}", half,
+                  [[str(gt["num_archs"]), str(gt["seeds"]), f"{r['seed_tau']:.3f}", half,
                     "" if within is None else f"{within:.3f}", f"{gt['op_count_fit']['r2']:.2f}",
                     f"{gt['nb201_cifar10_tau']:.3f}", f"{r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f}",
                     f"{r['seed_std']:.2f}"]])
@@ -68,7 +68,7 @@ def paired_verdict(difference: dict | None, better: str = "better than", worse: 
     """How a method compares with the reference by its paired difference's 95 % CI (``difference_vs_<reference>``
     of :func:`pada_lite.yardsticks.method_rows`): ``better`` / ``worse`` when the CI excludes 0, else ``same``."""
     if not difference or difference["ci95"] is None:
-        return "not yet comparable with (fewer than two paired seeds)"
+        return "not yet comparable (fewer than two paired seeds) with"
     low, high = difference["ci95"]
     return better if low > 0 else (worse if high < 0 else same)
 
@@ -83,7 +83,7 @@ def yardsticks_table(yardsticks: dict, methods: list[str] | None = None) -> str:
     rows = []
     for m in (main["methods"] if methods is None else [by_name[n] for n in methods if n in by_name]):
         diff = m.get(f"difference_vs_{reference}")
-        rows.append([f"{m['name']} ({len(m['seeds'])})", f"{m['tau_mean']:.3f} {interval(m['tau_ci95'])}",
+        rows.append([f"{m['name']} ({m['seeds']})", f"{m['tau_mean']:.3f} {interval(m['tau_ci95'])}",
                      f"{m['within_group_tau']:.3f} {interval(m['within_group_tau_ci95'])}",
                      "" if diff is None else f"{diff['mean']:+.3f} {interval(diff['ci95'])}",
                      f"{m['nb201_cifar10_tau']:.3f} {interval(m['nb201_cifar10_tau_ci95'])}"])

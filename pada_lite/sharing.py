@@ -29,7 +29,7 @@ from .yardsticks import live_op_counts, mean_ci95, within_group_tau
 
 NAME = "sharing"
 SEEDS = (0, 1, 2)
-EPOCHS = 15                  # family epochs of every unit (the lite preset trains 60: shrunk 4x for the CPU budget)
+EPOCHS = 15                  # family epochs of every unit (v1's lite preset trains 60: shrunk 4x for the CPU budget)
 GM_BATCHES = 10              # batches per GM distance (reference 100: shrunk 10x for the CPU budget)
 EPOCH_RANK_IMAGES = 500      # test images of the per-epoch ranking of the 64 conv archs (top-1 changes)
 PADA = {"path_sampler": "importance", "data_sampler": "importance"}

@@ -181,7 +181,7 @@ def method_rows(runs: dict[str, dict[int, dict]], reference: str = REFERENCE_MET
         tau = mean_ci95([by_seed[s]["tau"] for s in seeds])
         within = mean_ci95([by_seed[s]["within_group_tau"] for s in seeds])
         cross = mean_ci95([by_seed[s]["nb201_cifar10_tau"] for s in seeds])
-        row = {"name": name, "seeds": seeds, "tau_per_seed": [by_seed[s]["tau"] for s in seeds],
+        row = {"name": name, "seeds": len(seeds), "seed_ids": seeds, "tau_per_seed": [by_seed[s]["tau"] for s in seeds],
                "tau_mean": tau["mean"], "tau_ci95": tau["ci95"], "tau_sd": tau["sd"],
                "within_group_tau": within["mean"], "within_group_tau_ci95": within["ci95"],
                "nb201_cifar10_tau": cross["mean"], "nb201_cifar10_tau_ci95": cross["ci95"]}
@@ -189,7 +189,7 @@ def method_rows(runs: dict[str, dict[int, dict]], reference: str = REFERENCE_MET
             paired = [s for s in seeds if s in runs[reference]]
             diff = mean_ci95([by_seed[s]["tau"] - runs[reference][s]["tau"] for s in paired])
             row[f"difference_vs_{reference}"] = {
-                "seeds": paired, "mean": diff["mean"], "ci95": diff["ci95"], "sd": diff["sd"],
+                "pairs": len(paired), "seed_ids": paired, "mean": diff["mean"], "ci95": diff["ci95"], "sd": diff["sd"],
                 "min_detectable": None if diff["sd"] is None else min_detectable_difference(diff["sd"], len(paired))}
         rows.append(row)
     return rows
@@ -202,7 +202,7 @@ def headline_difference_sd(rows: list[dict], headline: str = HEADLINE_METHOD,
     diff = next((r.get(f"difference_vs_{reference}") for r in rows if r["name"] == headline), None)
     if not diff or diff["sd"] is None:
         return None, 0
-    return diff["sd"], len(diff["seeds"])
+    return diff["sd"], diff["pairs"]
 
 
 def pooled_difference_sd(rows: list[dict], reference: str = REFERENCE_METHOD) -> tuple[float | None, int]:
@@ -212,7 +212,7 @@ def pooled_difference_sd(rows: list[dict], reference: str = REFERENCE_METHOD) ->
              is not None]
     if not diffs:
         return None, 0
-    return float(np.sqrt(np.mean([d["sd"] ** 2 for d in diffs]))), min(len(d["seeds"]) for d in diffs)
+    return float(np.sqrt(np.mean([d["sd"] ** 2 for d in diffs]))), min(d["pairs"] for d in diffs)
 
 
 def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndarray) -> dict:
@@ -226,7 +226,7 @@ def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndar
     groups = [live_op_counts(a) for a in archs]
     mean = np.asarray(payload["mean_eval_acc"], dtype=float)
     r = report["all"]
-    return {"name": payload["name"], "seeds": seeds, "num_archs": len(archs),
+    return {"name": payload["name"], "seeds": len(seeds), "seed_ids": seeds, "num_archs": len(archs),
             "split_half_tau": r.get("half_tau"), "split_half_seeds": r.get("half_seeds"),
             "full_tau_projected": r.get("full_tau_projected"), "single_run_tau": r["seed_tau"],
             "within_group_split_half_tau": split_half(acc, lambda a, b: within_group_tau(a, b, groups)),

@@ -15,7 +15,8 @@ if "PADA_LITE_MIRROR" not in os.environ and SHARED_MIRROR.is_dir():
     os.environ["PADA_LITE_MIRROR"] = str(SHARED_MIRROR)
 
 TINY = ["data.train_size=512", "data.test_size=256", "data.image_size=8", "space.channels=4", "space.cells_per_stage=1",
-        "train.batch_size=64", "train.epochs=2", "train.progress=false", "rank.batch_size=128"]
+        "train.batch_size=64", "train.epochs=2", "train.progress=false", "rank.batch_size=128",
+        "data.valid_size=0", "rank.split=test", "rank.images=none"]  # no held-out images: ranked on the 256 test ones
 
 
 @pytest.fixture

@@ -164,10 +164,12 @@ def test_real_units_train_and_merge(tmp_path):
 
 
 def test_cli_status_reports_progress(tmp_path, capsys):
-    assert main(["groundtruth", "--status", "--out", str(tmp_path / "lite")]) == 0
+    assert main(["groundtruth", "--status", "--out", str(tmp_path / "v2")]) == 0  # the default: the v2 benchmark
     out = capsys.readouterr().out
-    assert f"0/{11 * len(bm.SEEDS)} units done" in out and "missing: g00-s0" in out
-    assert json.loads((tmp_path / "lite.json").read_text())["complete"] is False
+    plan = bm.PLANS["v2"]
+    groups = -(-len(plan.archs()) // bm.StandaloneConfig.lite().group_size)  # ceil(105 / 16) = 7
+    assert f"0/{groups * len(plan.seeds)} units done" in out and "missing: g00-s0" in out
+    assert json.loads((tmp_path / "v2.json").read_text())["complete"] is False
 
 
 def test_fingerprint_follows_the_ground_truth_values(tmp_path, fake_training):

@@ -39,11 +39,17 @@ def test_train_then_rank_end_to_end(tmp_path):
     payload = json.loads((tmp_path / "r.json").read_text())
     assert len(payload["archs"]) == 5 == len(payload["supernet_acc"])
     assert all(0 <= a <= 100 for a in payload["supernet_acc"]) and payload["config"]["name"] == "lite"
+    assert main(["rank", "--run", str(tmp_path), "--ground-truth", "lite", "--out", str(tmp_path / "b.json")]) == 0
+    bench = json.loads((tmp_path / "b.json").read_text())  # the lite benchmark's archs, scored against its truth
+    assert len(bench["archs"]) == 105 and -1 <= bench["metrics"]["kendall_tau"] <= 1
 
 
 def test_arch_sets():
+    from pada_lite.config import ConfigError
     from pada_lite.spaces import NB201_OPS
-    assert len(arch_set("conv64", NB201_OPS, 0, 0)) == 64
+    assert len(arch_set("conv64", NB201_OPS, 0, 0)) == 64 and len(arch_set("benchmark", NB201_OPS, 0, 0)) == 105
+    with pytest.raises(ConfigError, match="all five NB201 ops"):
+        arch_set("benchmark", ("none", "nor_conv_3x3"), 0, 0)
     sample = arch_set("sample", NB201_OPS, 200, 0)
     assert len(set(sample)) == 200 and sample == arch_set("sample", NB201_OPS, 200, 0)
 

@@ -59,3 +59,15 @@ def test_override_parts_reaches_run_sections_and_plain_parts_with_typed_values()
         override_parts({"search": lite(), "evolution": search}, ["network.channels=4"])
     with pytest.raises(ConfigError, match="unknown field 'nope' in section 'evolution'"):
         override_parts({"evolution": search}, ["evolution.nope=1"])
+
+
+def test_lite_preset_trains_the_ground_truths_own_networks_and_v1_is_kept_apart():
+    from pada_lite.config import lite_v1
+    from pada_lite.experiments import v2_base_config
+    from pada_lite.standalone import StandaloneConfig
+    truth, config = StandaloneConfig.lite(), lite()
+    assert (config.space.channels, config.space.cells_per_stage) == (truth.channels, truth.cells_per_stage)
+    assert config.data == truth.data_config() and (config.rank.split, config.rank.images) == ("valid", 10_000)
+    v2 = v2_base_config()
+    assert (v2.space, v2.data, v2.rank) == (config.space, config.data, config.rank) and v2.train.epochs == 100
+    assert (lite_v1().space.channels, lite_v1().space.cells_per_stage) == (8, 1)  # the v1 runs' own preset

@@ -33,7 +33,7 @@ def test_ground_truth_table_reports_the_measured_split_half():
     rng = np.random.default_rng(1)
     acc = rng.normal(size=12) + rng.normal(scale=0.5, size=(4, 12))  # [S, N]
     report = {"all": subset_report(acc)}
-    gt = {"num_archs": 12, "seeds": [0, 1, 2, 3], "split_half_tau": 0.9123, "split_half_seeds": 2,
+    gt = {"num_archs": 12, "seeds": 4, "split_half_tau": 0.9123, "split_half_seeds": 2,
           "within_group_split_half_tau": 0.5, "op_count_fit": {"r2": 0.55}, "nb201_cifar10_tau": 0.4}
     table = ground_truth_table(report, gt).splitlines()
     assert "split-half tau (measured)" in table[0]

@@ -170,7 +170,7 @@ def test_report_json_ground_truth_matches_the_artifact(report_json):
     payload = _v2_payload()
     gt = report_json["ground_truth"]
     seeds = payload["complete_seeds"]
-    assert gt["seeds"] == seeds and gt["num_archs"] == len(payload["archs"]) == 105
+    assert gt["seed_ids"] == seeds and gt["seeds"] == len(seeds) and gt["num_archs"] == len(payload["archs"]) == 105
     acc = np.array([payload["eval_acc"][str(s)] for s in seeds])  # [S, N]
     splits = half_splits(len(seeds))
     assert all(len(a) == len(b) == len(seeds) // 2 and not set(a) & set(b) for a, b in splits)
@@ -194,7 +194,7 @@ def test_report_json_methods_match_the_runs(report_json):
     assert list(methods) == list(per_seed) and report_json["main"]["experiment"] == "v2-main"
     for name, by_seed in per_seed.items():
         m, taus = methods[name], [by_seed[s] for s in sorted(by_seed)]
-        assert m["seeds"] == sorted(by_seed)
+        assert m["seed_ids"] == sorted(by_seed) and m["seeds"] == len(by_seed)
         assert m["tau_mean"] == pytest.approx(np.mean(taus))
         if len(taus) > 1:
             assert m["tau_ci95"] == pytest.approx(_t_interval(taus))
@@ -238,7 +238,7 @@ def test_report_json_within_group_tau_of_spos(report_json):
     keys = [tuple(sorted(op for op, on in zip(a, live_edges(a)) if on)) for a in map(str_to_arch, payload["archs"])]
     spos = [m for m in report_json["main"]["methods"] if m["name"] == "SPOS"][0]
     values = []
-    for seed in spos["seeds"]:
+    for seed in spos["seed_ids"]:
         record = json.loads((RESULTS_DIR / "v2-main" / f"SPOS-seed{seed}.json").read_text())
         position = {a: k for k, a in enumerate(record["archs"])}
         pred = np.array(record["supernet_acc"])[[position[a] for a in payload["archs"]]]
@@ -272,7 +272,7 @@ def test_partial_report_counts_the_finished_and_the_missing_units():
     from pada_lite.experiments import experiment_units
     from pada_lite.yardsticks import main_yardsticks
     report = main_yardsticks("v2-main", partial=True)
-    finished = sum(len(m["seeds"]) for m in report["main"]["methods"])
+    finished = sum(m["seeds"] for m in report["main"]["methods"])
     assert finished + report["main"]["missing_units"] == len(experiment_units("v2-main"))
     assert report["ground_truth"]["num_archs"] == 105 and report["main"]["num_archs"] == 105
     assert {b["name"] for b in report["main"]["baselines"]} >= {"parameters", "FLOPs"}
@@ -311,7 +311,7 @@ def test_paired_verdict_reads_the_interval_and_the_table_keeps_the_asked_methods
     assert paired_verdict({"ci95": None}).startswith("not yet comparable")
     assert paired_verdict(None).startswith("not yet comparable")
     method = {"tau_mean": 0.5, "tau_ci95": [0.4, 0.6], "within_group_tau": 0.2, "within_group_tau_ci95": None,
-              "nb201_cifar10_tau": 0.3, "nb201_cifar10_tau_ci95": None, "seeds": [0, 1]}
+              "nb201_cifar10_tau": 0.3, "nb201_cifar10_tau_ci95": None, "seeds": 2}
     ys = {"main": {"reference": "A", "baselines": [],
                    "methods": [{**method, "name": "A"},
                                {**method, "name": "B", "difference_vs_A": {"mean": 0.1, "ci95": [0.05, 0.15]}}]}}
