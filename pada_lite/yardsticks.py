@@ -128,6 +128,18 @@ def within_group_tau(true: Sequence[float], pred: Sequence[float], groups: Seque
     return float((dt * dp).sum() / np.sqrt(untied_t * untied_p))
 
 
+def rank_error_correlation(true: Sequence[float], pred: Sequence[float], covariate: Sequence[float]) -> float:
+    """Spearman correlation between each item's rank error (its rank by ``pred`` minus its rank by ``true``;
+    positive: placed too high) and ``covariate``: whether a ranking misplaces items in one direction of it."""
+    error = stats.rankdata(pred) - stats.rankdata(true)
+    return float(stats.spearmanr(covariate, error).statistic)
+
+
+def skip_pool_edges(counts: tuple[int, ...]) -> int:
+    """Live skip_connect + avg_pool_3x3 edges of an op-count vector (:func:`live_op_counts`): the ops PA starves."""
+    return counts[LIVE_OPS.index("skip_connect")] + counts[LIVE_OPS.index("avg_pool_3x3")]
+
+
 # ------------------------------------------------------------------------------------------------- seeds
 def mean_ci95(values: Sequence[float]) -> dict:
     """Mean, sample sd, n and the 95 % t-interval of the mean ``[low, high]`` (None for fewer than 2 values)."""
@@ -167,9 +179,11 @@ def nb201_cifar10_scores(archs: Sequence[Arch]) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- the main table
 def ranking_yardsticks(true: np.ndarray, pred: np.ndarray, groups: Sequence[tuple], nb201: np.ndarray) -> dict:
-    """tau, within-group tau and the cross-dataset tau of one ranking ``pred`` of the archs."""
+    """tau, within-group tau and the cross-dataset tau of one ranking ``pred`` of the archs, and how its rank errors
+    go with the archs' live skip + pool edges (``groups``: their op-count vectors)."""
     return {"tau": kendall_tau(true, pred), "within_group_tau": within_group_tau(true, pred, groups),
-            "nb201_cifar10_tau": kendall_tau(nb201, pred)}
+            "nb201_cifar10_tau": kendall_tau(nb201, pred),
+            "rank_error_vs_skip_pool": rank_error_correlation(true, pred, [skip_pool_edges(g) for g in groups])}
 
 
 def method_rows(runs: dict[str, dict[int, dict]], reference: str = REFERENCE_METHOD) -> list[dict]:
@@ -181,10 +195,12 @@ def method_rows(runs: dict[str, dict[int, dict]], reference: str = REFERENCE_MET
         tau = mean_ci95([by_seed[s]["tau"] for s in seeds])
         within = mean_ci95([by_seed[s]["within_group_tau"] for s in seeds])
         cross = mean_ci95([by_seed[s]["nb201_cifar10_tau"] for s in seeds])
+        bias = mean_ci95([by_seed[s]["rank_error_vs_skip_pool"] for s in seeds])
         row = {"name": name, "seeds": len(seeds), "seed_ids": seeds, "tau_per_seed": [by_seed[s]["tau"] for s in seeds],
                "tau_mean": tau["mean"], "tau_ci95": tau["ci95"], "tau_sd": tau["sd"],
                "within_group_tau": within["mean"], "within_group_tau_ci95": within["ci95"],
-               "nb201_cifar10_tau": cross["mean"], "nb201_cifar10_tau_ci95": cross["ci95"]}
+               "nb201_cifar10_tau": cross["mean"], "nb201_cifar10_tau_ci95": cross["ci95"],
+               "rank_error_vs_skip_pool": bias["mean"], "rank_error_vs_skip_pool_ci95": bias["ci95"]}
         if name != reference:
             paired = [s for s in seeds if s in runs[reference]]
             diff = mean_ci95([by_seed[s]["tau"] - runs[reference][s]["tau"] for s in paired])
@@ -286,4 +302,7 @@ def main_yardsticks(experiment: str = "v2-main", partial: bool = False) -> dict:
                                     f"(counts of {', '.join(LIVE_OPS)} on live edges), pooled over groups",
                 "split_half_tau": "mean Kendall tau between the mean accuracies of two disjoint halves of the "
                                   "ground truth's seeds (measured)",
-                "nb201_cifar10_tau": CROSS_DATASET}}
+                "nb201_cifar10_tau": CROSS_DATASET,
+                "rank_error_vs_skip_pool": "Spearman correlation between each arch's rank error (supernet rank minus "
+                                           "true rank; +: placed too high) and its live skip_connect + avg_pool_3x3 "
+                                           "edges, mean over seeds"}}

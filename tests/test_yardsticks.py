@@ -317,3 +317,30 @@ def test_paired_verdict_reads_the_interval_and_the_table_keeps_the_asked_methods
                                {**method, "name": "B", "difference_vs_A": {"mean": 0.1, "ci95": [0.05, 0.15]}}]}}
     table = yardsticks_table(ys, methods=["B", "missing"])
     assert "| B (2) |" in table and "| A (2) |" not in table and "+0.100 [+0.050, +0.150]" in table
+
+
+def test_rank_error_correlation_by_hand():
+    from pada_lite.yardsticks import rank_error_correlation, skip_pool_edges
+    true = [1.0, 2.0, 3.0, 4.0]
+    pred = [3.0, 4.0, 1.0, 2.0]           # ranks 3 4 1 2 against 1 2 3 4: errors +2 +2 -2 -2
+    covariate = [0, 0, 1, 1]              # the items with the covariate are placed too low
+    assert rank_error_correlation(true, pred, covariate) == pytest.approx(-1.0)
+    assert rank_error_correlation(true, pred, [1, 1, 0, 0]) == pytest.approx(1.0)  # placed too high
+    assert skip_pool_edges((1, 2, 0, 3)) == 4  # skip 1 + pool 3
+
+
+def test_report_json_rank_error_of_pada_matches_its_runs(report_json):
+    from pada_lite.experiments import RESULTS_DIR
+    from pada_lite.spaces import str_to_arch
+    payload = _v2_payload()
+    archs = [str_to_arch(a) for a in payload["archs"]]
+    rare = [live_op_counts(a)[0] + live_op_counts(a)[3] for a in archs]  # live skip + pool
+    true_rank = stats.rankdata(payload["mean_eval_acc"])
+    pada = [m for m in report_json["main"]["methods"] if m["name"] == "PA&DA"][0]
+    values = []
+    for seed in pada["seed_ids"]:
+        record = json.loads((RESULTS_DIR / "v2-main" / f"PA_DA-seed{seed}.json").read_text())
+        position = {a: k for k, a in enumerate(record["archs"])}
+        pred = np.array(record["supernet_acc"])[[position[a] for a in payload["archs"]]]
+        values.append(stats.spearmanr(rare, stats.rankdata(pred) - true_rank).statistic)
+    assert pada["rank_error_vs_skip_pool"] == pytest.approx(np.mean(values))
