@@ -26,21 +26,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def ground_truth_table(report: dict, yardsticks: dict) -> str:
+def ground_truth_table(gt: dict) -> str:
     """The ground truth's reliability, measured: single runs' seed-to-seed tau, the split-half tau of two disjoint
     halves of its seeds (overall and within op-count groups), its op-count fit and its agreement with NB201.
-    ``report``: :func:`pada_lite.reliability.ground_truth_report`; ``yardsticks``: the ``ground_truth`` entry of
-    :func:`pada_lite.yardsticks.main_yardsticks`."""
-    r, gt = report["all"], yardsticks
+    ``gt``: the ``ground_truth`` entry of :func:`pada_lite.yardsticks.main_yardsticks`."""
     half = f"{gt['split_half_tau']:.3f} ({gt['split_half_seeds']} per half)" if gt["split_half_tau"] else "fewer than 4"
     within = gt["within_group_split_half_tau"]
     return _table(["archs", "complete seeds", "seed-to-seed tau (single runs)", "split-half tau (measured)",
                    "within-group split-half tau", "op-count fit R^2", "tau vs NB201 CIFAR-10", "mean accuracy (%)",
                    "seed std (%)"],
-                  [[str(gt["num_archs"]), str(gt["seeds"]), f"{r['seed_tau']:.3f}", half,
+                  [[str(gt["num_archs"]), str(gt["seeds"]), f"{gt['single_run_tau']:.3f}", half,
                     "" if within is None else f"{within:.3f}", f"{gt['op_count_fit']['r2']:.2f}",
-                    f"{gt['nb201_cifar10_tau']:.3f}", f"{r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f}",
-                    f"{r['seed_std']:.2f}"]])
+                    f"{gt['nb201_cifar10_tau']:.3f}", f"{gt['mean_acc_min']:.1f}-{gt['mean_acc_max']:.1f}",
+                    f"{gt['seed_std']:.2f}"]])
 
 
 def metrics_table(summary: dict) -> str:
@@ -129,19 +127,20 @@ def results_markdown() -> str:
     experiments), from data/groundtruth/v2.json and the finished runs of data/results/v2-*/."""
     from .benchmark import PLANS, read_artifact
     from .experiments import experiment_units, finished_records, load_experiment
-    from .reliability import ground_truth_cost, ground_truth_report
+    from .reliability import ground_truth_cost
     from .yardsticks import main_yardsticks
     payload = read_artifact(PLANS["v2"].artifact())
     cost = ground_truth_cost(payload)
     yardsticks = main_yardsticks("v2-main", partial=True)
     main = load_experiment("v2-main", partial=True)
-    progress = [f"{name}: {len(finished_records(name))} of {len(experiment_units(name))} runs finished"
-                for name in ("v2-main", "v2-ablations", "v2-motivation")]
+    progress = [f"v2-main: {len(main['units'])} of {len(main['units']) + main['missing_units']} runs finished"]
+    progress += [f"{name}: {len(finished_records(name))} of {len(experiment_units(name))} runs finished"
+                 for name in ("v2-ablations", "v2-motivation")]
     return "\n\n".join([
         f"Ground truth (`data/groundtruth/v2.json`): the mean accuracy of each of the {len(payload['archs'])} "
-        f"architectures on 10k held-out images, over its complete seeds ({len(payload['complete_seeds'])} of the "
-        f"{len(payload['seeds'])} planned):",
-        ground_truth_table(ground_truth_report(payload), yardsticks["ground_truth"]),
+        f"architectures on 40k unseen images (10k test + 30k held out of training), over its complete seeds "
+        f"({len(payload['complete_seeds'])} of the {len(payload['seeds'])} planned):",
+        ground_truth_table(yardsticks["ground_truth"]),
         f"Its {cost['units']} finished units took {cost['cpu_h']:.1f} CPU hours. {cost_by_cpu_sentence(cost)}",
         "Main experiment (`data/results/v2-main/`; each supernet ranks the same 105 networks on 10k held-out images; "
         "within-group tau: pairs of archs with the same live op counts; baselines: trivial predictors ranked against "

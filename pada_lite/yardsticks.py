@@ -245,12 +245,20 @@ def ground_truth_yardsticks(payload: dict, archs: Sequence[Arch], nb201: np.ndar
     return {"name": payload["name"], "seeds": len(seeds), "seed_ids": seeds, "num_archs": len(archs),
             "split_half_tau": r.get("half_tau"), "split_half_seeds": r.get("half_seeds"),
             "full_tau_projected": r.get("full_tau_projected"), "single_run_tau": r["seed_tau"],
+            "mean_acc_min": r["mean_acc_min"], "mean_acc_max": r["mean_acc_max"], "seed_std": r["seed_std"],
             "within_group_split_half_tau": split_half(acc, lambda a, b: within_group_tau(a, b, groups)),
             "op_count_groups": len(set(groups)),
             "op_count_groups_with_pairs": sum(groups.count(g) > 1 for g in set(groups)),
             "within_group_pairs": sum(n * (n - 1) // 2 for n in map(groups.count, set(groups))),
             "op_count_fit": op_count_fit(archs, mean),
             "nb201_cifar10_tau": kendall_tau(nb201, mean)}
+
+
+def run_scores(record: dict, archs: Sequence[Arch]) -> np.ndarray:
+    """A supernet run's accuracy of each of ``archs`` ([A], in that order), from its record (any arch order)."""
+    from .spaces import str_to_arch
+    position = {str_to_arch(a): k for k, a in enumerate(record["archs"])}
+    return np.asarray(record["supernet_acc"], dtype=float)[[position[tuple(a)] for a in archs]]
 
 
 def main_yardsticks(experiment: str = "v2-main", partial: bool = False) -> dict:
@@ -272,8 +280,7 @@ def main_yardsticks(experiment: str = "v2-main", partial: bool = False) -> dict:
     records = finished_records(experiment)
     missing = len(experiment_units(experiment)) - len(records)
     for record in records:
-        position = {str_to_arch(a): k for k, a in enumerate(record["archs"])}
-        pred = np.asarray(record["supernet_acc"], dtype=float)[[position[a] for a in archs]]
+        pred = run_scores(record, archs)
         runs.setdefault(record["label"], {})[record["seed"]] = ranking_yardsticks(truth, pred, groups, nb201)
     rows = method_rows(runs)
     sd, pairs = headline_difference_sd(rows)

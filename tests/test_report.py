@@ -32,12 +32,14 @@ def test_ground_truth_table_reports_the_measured_split_half():
     from pada_lite.reliability import subset_report
     rng = np.random.default_rng(1)
     acc = rng.normal(size=12) + rng.normal(scale=0.5, size=(4, 12))  # [S, N]
-    report = {"all": subset_report(acc)}
-    gt = {"num_archs": 12, "seeds": 4, "split_half_tau": 0.9123, "split_half_seeds": 2,
+    r = subset_report(acc)
+    gt = {"num_archs": 12, "seeds": 4, "split_half_tau": 0.9123, "split_half_seeds": 2, "single_run_tau": r["seed_tau"],
+          "mean_acc_min": r["mean_acc_min"], "mean_acc_max": r["mean_acc_max"], "seed_std": r["seed_std"],
           "within_group_split_half_tau": 0.5, "op_count_fit": {"r2": 0.55}, "nb201_cifar10_tau": 0.4}
-    table = ground_truth_table(report, gt).splitlines()
+    table = ground_truth_table(gt).splitlines()
     assert "split-half tau (measured)" in table[0]
-    assert table[2].startswith(f"| 12 | 4 | {report['all']['seed_tau']:.3f} | 0.912 (2 per half) | 0.500 | 0.55 |")
+    assert table[2].startswith(f"| 12 | 4 | {r['seed_tau']:.3f} | 0.912 (2 per half) | 0.500 | 0.55 |")
+    assert table[2].endswith(f"| {r['mean_acc_min']:.1f}-{r['mean_acc_max']:.1f} | {r['seed_std']:.2f} |")
 
 
 def test_readme_block_requires_the_markers():

@@ -179,6 +179,14 @@ def test_report_json_ground_truth_matches_the_artifact(report_json):
     assert np.asarray(payload["mean_eval_acc"]) == pytest.approx(acc.mean(0), abs=1e-6)
 
 
+def _run_accuracies(file_label: str, seed: int, archs: list[str]) -> np.ndarray:
+    """The committed v2-main run's supernet accuracies, in the order of ``archs`` (arch strings)."""
+    from pada_lite.experiments import RESULTS_DIR
+    record = json.loads((RESULTS_DIR / "v2-main" / f"{file_label}-seed{seed}.json").read_text())
+    position = {a: k for k, a in enumerate(record["archs"])}
+    return np.array(record["supernet_acc"])[[position[a] for a in archs]]
+
+
 def _per_seed_taus():
     """{method: {seed: tau}} of the finished v2-main runs, scored by the experiment summary (not the yardsticks)."""
     from pada_lite.experiments import load_experiment
@@ -230,7 +238,6 @@ def _within_group_tau_pair_by_pair(truth, pred, keys):
 
 def test_report_json_within_group_tau_of_spos(report_json):
     """SPOS's within-group tau, recomputed pair by pair from its unit files and the ground truth."""
-    from pada_lite.experiments import RESULTS_DIR
     from pada_lite.spaces import str_to_arch
     from pada_lite.spaces.nb201 import live_edges
     payload = _v2_payload()
@@ -239,10 +246,7 @@ def test_report_json_within_group_tau_of_spos(report_json):
     spos = [m for m in report_json["main"]["methods"] if m["name"] == "SPOS"][0]
     values = []
     for seed in spos["seed_ids"]:
-        record = json.loads((RESULTS_DIR / "v2-main" / f"SPOS-seed{seed}.json").read_text())
-        position = {a: k for k, a in enumerate(record["archs"])}
-        pred = np.array(record["supernet_acc"])[[position[a] for a in payload["archs"]]]
-        values.append(_within_group_tau_pair_by_pair(truth, pred, keys))
+        values.append(_within_group_tau_pair_by_pair(truth, _run_accuracies("SPOS", seed, payload["archs"]), keys))
     assert spos["within_group_tau"] == pytest.approx(np.mean(values))
     assert spos["within_group_tau_ci95"] == pytest.approx(_t_interval(values))
 
@@ -330,7 +334,6 @@ def test_rank_error_correlation_by_hand():
 
 
 def test_report_json_rank_error_of_pada_matches_its_runs(report_json):
-    from pada_lite.experiments import RESULTS_DIR
     from pada_lite.spaces import str_to_arch
     payload = _v2_payload()
     archs = [str_to_arch(a) for a in payload["archs"]]
@@ -339,8 +342,14 @@ def test_report_json_rank_error_of_pada_matches_its_runs(report_json):
     pada = [m for m in report_json["main"]["methods"] if m["name"] == "PA&DA"][0]
     values = []
     for seed in pada["seed_ids"]:
-        record = json.loads((RESULTS_DIR / "v2-main" / f"PA_DA-seed{seed}.json").read_text())
-        position = {a: k for k, a in enumerate(record["archs"])}
-        pred = np.array(record["supernet_acc"])[[position[a] for a in payload["archs"]]]
+        pred = _run_accuracies("PA_DA", seed, payload["archs"])
         values.append(stats.spearmanr(rare, stats.rankdata(pred) - true_rank).statistic)
     assert pada["rank_error_vs_skip_pool"] == pytest.approx(np.mean(values))
+
+
+def test_run_scores_follow_the_asked_arch_order():
+    from pada_lite.spaces import arch_to_str, conv_only_archs
+    from pada_lite.yardsticks import run_scores
+    archs = conv_only_archs()[:3]
+    record = {"archs": [arch_to_str(a) for a in reversed(archs)], "supernet_acc": [30.0, 20.0, 10.0]}
+    assert run_scores(record, archs).tolist() == [10.0, 20.0, 30.0]
