@@ -155,6 +155,18 @@ def show(fig: go.Figure, name: str | None = None, config: dict | None = None) ->
     display(bundle, raw=True)
 
 
+def mean_ci_trace(x, values, name: str, color: str | None = None) -> go.Scatter:
+    """A line of the mean over seeds of ``values`` [S, len(x)] with its 95 % t-interval as error bars (none for one
+    seed), named with the number of seeds."""
+    from .yardsticks import mean_ci95
+    cis = [mean_ci95(column) for column in zip(*values)]  # per x, over seeds
+    return go.Scatter(x=list(x), y=[c["mean"] for c in cis], mode="lines+markers", line_color=color,
+                      name=f"{name} ({len(values)} seeds)",
+                      error_y=dict(type="data", symmetric=False, visible=len(values) > 1,
+                                   array=[c["ci95"][1] - c["mean"] if c["ci95"] else 0 for c in cis],
+                                   arrayminus=[c["mean"] - c["ci95"][0] if c["ci95"] else 0 for c in cis]))
+
+
 def cell_figure(genotype, cell: str = "normal", title: str | None = None) -> go.Figure:
     """A DARTS cell of ``genotype`` (``cell``: normal or reduce): input states, 4 nodes, labelled op edges, output."""
     pairs = [tuple(p) for p in getattr(genotype, cell)]

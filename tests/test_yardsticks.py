@@ -353,3 +353,14 @@ def test_run_scores_follow_the_asked_arch_order():
     archs = conv_only_archs()[:3]
     record = {"archs": [arch_to_str(a) for a in reversed(archs)], "supernet_acc": [30.0, 20.0, 10.0]}
     assert run_scores(record, archs).tolist() == [10.0, 20.0, 30.0]
+
+
+def test_mean_ci_trace_draws_the_mean_and_the_t_interval_over_seeds():
+    from pada_lite.plotting import mean_ci_trace
+    values = [[0.1, 0.5], [0.3, 0.5], [0.2, 0.8]]  # [seeds, x]
+    trace = mean_ci_trace([10, 20], values, "SPOS", "#7f7f7f")
+    assert trace.name == "SPOS (3 seeds)" and list(trace.y) == pytest.approx([0.2, 0.6])
+    low, high = _t_interval([0.1, 0.3, 0.2])
+    assert trace.error_y.array[0] == pytest.approx(high - 0.2)
+    assert trace.error_y.arrayminus[0] == pytest.approx(0.2 - low)
+    assert mean_ci_trace([10], [[0.4]], "one").error_y.visible is False
